@@ -1,0 +1,18 @@
+"""rivetgreen: stateful actors for Python on gevent, wire-compatible with RivetKit.
+
+>>> from rivetgreen import actor, setup
+>>> counter = actor("counter", state={"count": 0})
+"""
+
+from rivetgreen.actor.connection import Conn
+from rivetgreen.actor.context import ActorContext
+from rivetgreen.actor.definition import ActorDefinition, actor
+from rivetgreen.errors import RivetError, UserError
+from rivetgreen.registry import ActorHandle, LocalConnection, Registry, setup
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ActorContext", "ActorDefinition", "ActorHandle", "Conn", "LocalConnection", "Registry", "RivetError",
+    "UserError", "actor", "setup",
+]

@@ -1,0 +1,72 @@
+"""Actions: running one by name, and the dispatch item for a client's action call (core.md §7.3)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import gevent
+
+from rivetgreen import clock, errors
+from rivetgreen.actor.lifecycle import Dispatch
+from rivetgreen.actor.work import WorkKind
+
+if TYPE_CHECKING:
+    from rivetgreen.actor.task import ActorTask
+
+
+def run_action(task: ActorTask, name: str, args: list[Any]) -> Any:
+    """Call action ``name`` in the current greenlet, then ``on_before_action_response``."""
+    function = task.definition.actions.get(name)
+    if function is None:
+        raise errors.action_not_found(name)
+    output = function(task.ctx, *args)
+    hook = task.definition.hooks.get("on_before_action_response")
+    if hook is not None:
+        output = hook(task.ctx, name, args, output)
+    return output
+
+
+def action_call(name: str, args: list[Any], params: Any = None) -> Dispatch:
+    """Client work for one action call over a transient connection (as HTTP ``/action`` does)."""
+
+    def handle(task: ActorTask) -> None:
+        conn = task.conns.connect(params)
+        gevent.getcurrent().conn = conn
+        try:
+            item.reply.send(run_action(task, name, args))
+        finally:
+            task.conns.disconnect(conn)
+
+    item = Dispatch(WorkKind.ACTION, handle)
+    return item
+
+
+def perform(task: ActorTask, item: Dispatch, timeout: float) -> Any:
+    """Dispatch ``item`` and wait at most ``timeout`` for its reply; on timeout its greenlet is killed and the
+    caller gets ``actor/action_timed_out``."""
+    task.dispatch(item)
+    if not clock.wait(item.reply.waitable, clock.monotonic() + timeout):
+        if item.greenlet is not None:
+            item.greenlet.kill(block=False)
+        raise task.annotate(errors.action_timed_out())
+    return item.reply.get()
+
+
+def connection_action(conn: Any, name: str, args: list[Any]) -> Dispatch:
+    """Client work for one action sent over an open connection."""
+
+    def handle(task: ActorTask) -> None:
+        item.reply.send(run_action(task, name, args))
+
+    item = Dispatch(WorkKind.ACTION, handle, conn=conn)
+    return item
+
+
+def open_connection(params: Any, transport: Any) -> Dispatch:
+    """Client work that opens a long-lived connection; replies with the new ``Conn``."""
+
+    def handle(task: ActorTask) -> None:
+        item.reply.send(task.conns.connect(params, transport))
+
+    item = Dispatch(WorkKind.ACTION, handle)
+    return item

@@ -1,0 +1,128 @@
+"""Connections: one per client transport (a ``/connect`` socket, or a transient one per HTTP action call).
+
+The actor layer knows a connection only through :class:`ConnectionTransport`; the server (or the in-process
+client) supplies it. Hook order follows core.md §3.8: ``on_before_connect`` → ``create_conn_state`` → the
+connection becomes visible in ``c.conns`` → ``on_connect``.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import TYPE_CHECKING, Any, Protocol
+
+from rivetgreen.actor.calls import call_with_timeout
+from rivetgreen.actor.work import WorkKind
+from rivetgreen.errors import callback_timed_out
+
+if TYPE_CHECKING:
+    from rivetgreen.actor.task import ActorTask
+
+log = logging.getLogger("rivetgreen.actor")
+
+
+class ConnectionTransport(Protocol):
+    """What a connection needs from the transport that carries it."""
+
+    def send_event(self, name: str, args: list[Any]) -> None: ...
+
+    def close(self, reason: str | None) -> None: ...
+
+
+class Conn:
+    """A client connection as actor code sees it (``c.conn``, ``c.conns``)."""
+
+    def __init__(self, manager: ConnectionManager, params: Any, transport: ConnectionTransport | None) -> None:
+        self.id = str(uuid.uuid4())
+        self.params = params
+        self.state: Any = None
+        self.subscriptions: set[str] = set()
+        self.is_hibernatable = False
+        self.transport = transport
+        self._manager = manager
+
+    def __repr__(self) -> str:
+        return f"<Conn {self.id}>"
+
+    def send(self, name: str, *args: Any) -> None:
+        """Send an event to this connection only, subscribed or not."""
+        if self.transport is None:
+            log.debug("conn %s has no event transport; dropping event %s", self.id, name)
+            return
+        self.transport.send_event(name, list(args))
+
+    def disconnect(self, reason: str | None = None) -> None:
+        """Close the transport and run ``on_disconnect``."""
+        self._manager.disconnect(self, reason)
+
+
+class ConnectionManager:
+    """The connections of one actor generation."""
+
+    def __init__(self, task: ActorTask) -> None:
+        self._task = task
+        self.conns: dict[str, Conn] = {}
+
+    def connect(self, params: Any, transport: ConnectionTransport | None = None) -> Conn:
+        """Run the connect hooks and register the connection; a failing hook rejects it with that error."""
+        task = self._task
+        hooks = task.definition.hooks
+        options = task.definition.options
+        conn = Conn(self, params, transport)
+        if "on_before_connect" in hooks:
+            call_with_timeout(
+                hooks["on_before_connect"], (task.ctx, params), options.on_before_connect_timeout,
+                lambda: callback_timed_out("on_before_connect"),
+            )
+        if "create_conn_state" in hooks:
+            conn.state = call_with_timeout(
+                hooks["create_conn_state"], (task.ctx, params), options.create_conn_state_timeout,
+                lambda: callback_timed_out("create_conn_state"),
+            )
+        else:
+            conn.state = task.definition.static_conn_state()
+        self.conns[conn.id] = conn
+        task.signal_activity()
+        if "on_connect" in hooks:
+            try:
+                call_with_timeout(
+                    hooks["on_connect"], (task.ctx, conn), options.on_connect_timeout,
+                    lambda: callback_timed_out("on_connect"),
+                )
+            except BaseException:
+                self._remove(conn)
+                raise
+        return conn
+
+    def disconnect(self, conn: Conn, reason: str | None = None) -> None:
+        """Managed disconnect: close the transport, forget the connection, run ``on_disconnect``."""
+        if conn.transport is not None:
+            try:
+                conn.transport.close(reason)
+            except Exception:
+                log.exception("closing the transport of conn %s failed", conn.id)
+        if not self._remove(conn):
+            return
+        hook = self._task.definition.hooks.get("on_disconnect")
+        if hook is None:
+            return
+        with self._task.work.region(WorkKind.DISCONNECT_CALLBACK):
+            try:
+                call_with_timeout(
+                    hook, (self._task.ctx, conn), self._task.definition.options.on_connect_timeout,
+                    lambda: callback_timed_out("on_disconnect"),
+                )
+            except Exception:
+                log.exception("on_disconnect of actor %s failed", self._task.actor_id)
+
+    def _remove(self, conn: Conn) -> bool:
+        removed = self.conns.pop(conn.id, None) is not None
+        conn.subscriptions.clear()
+        if removed:
+            self._task.signal_activity()
+        return removed
+
+    def broadcast(self, name: str, args: list[Any]) -> None:
+        for conn in list(self.conns.values()):
+            if name in conn.subscriptions and conn.transport is not None:
+                conn.transport.send_event(name, args)

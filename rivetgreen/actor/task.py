@@ -1,0 +1,603 @@
+"""``ActorTask``: the lifecycle state machine of one actor generation (core.md §1), on one greenlet.
+
+The loop owns three inboxes (lifecycle commands, lifecycle events, client dispatch) and a few timers. Each turn it
+handles exactly one item, in the reference's strict priority: lifecycle command, lifecycle event, activity signal,
+grace deadline, dispatch (only while accepting), state-save timer, alarm timer, idle-sleep timer. When nothing is
+ready it waits on one wake-up event until the nearest deadline, through the clock.
+
+User code never runs on the loop greenlet: dispatch runs in counted work greenlets (``work.py``) and hooks run
+through ``call_with_timeout``. The loop may *wait* for a hook (startup runs the preamble inline, as the reference
+does) but never executes one.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol
+
+import gevent
+import gevent.event
+
+from rivetgreen import clock, errors
+from rivetgreen.actor import sleep
+from rivetgreen.actor.calls import call_with_timeout
+from rivetgreen.actor.connection import ConnectionManager
+from rivetgreen.actor.context import ActorContext
+from rivetgreen.actor.lifecycle import (
+    Dispatch,
+    FireAlarm,
+    LifecycleCommand,
+    LifecycleState,
+    SaveRequested,
+    Start,
+    Stop,
+    StopReason,
+)
+from rivetgreen.actor.state import ActorState
+from rivetgreen.actor.work import WorkKind, WorkRefused, WorkRegistry
+from rivetgreen.encoding.cbor import decode
+
+if TYPE_CHECKING:
+    from rivetgreen.actor.definition import ActorDefinition
+    from rivetgreen.storage import ActorStore
+
+log = logging.getLogger("rivetgreen.actor")
+
+MAX_STOP_ERROR_MESSAGE = 2048
+
+
+class Placement(Protocol):
+    """What a task asks of whoever placed it (the embedded engine or the Rivet Engine envoy)."""
+
+    def request_sleep(self, task: ActorTask) -> None: ...
+
+    def request_destroy(self, task: ActorTask, error: str | None) -> None: ...
+
+    def set_alarm(self, task: ActorTask, alarm_ms: int | None) -> None: ...
+
+
+class ActorTask:
+    """One generation of one actor: its state machine, inboxes, timers, context and work."""
+
+    def __init__(
+        self,
+        definition: ActorDefinition,
+        actor_id: str,
+        key: list[str],
+        generation: int,
+        store: ActorStore,
+        placement: Placement,
+        create_input: bytes | None = None,
+        region: str = "",
+    ) -> None:
+        self.definition = definition
+        self.actor_id = actor_id
+        self.name = definition.name
+        self.key = key
+        self.generation = generation
+        self.region = region
+        self.store = store
+        self.placement = placement
+        self.create_input = create_input
+        self.lifecycle = LifecycleState.LOADING
+        self.options = definition.options
+
+        self._commands: collections.deque[LifecycleCommand] = collections.deque()
+        self._events: collections.deque[SaveRequested] = collections.deque()
+        self._dispatch: collections.deque[Dispatch] = collections.deque()
+        self._wakeup = gevent.event.Event()
+        self._activity_dirty = False
+
+        self._grace_deadline: float | None = None
+        self._sleep_deadline: float | None = None
+        self._alarm_deadline: float | None = None
+        self._alarms_suspended = False
+        self._last_pushed_alarm: int | None = None
+
+        self.sleep_requested = False
+        self.destroy_requested = False
+        self._deadline_reached = False
+        self._stop_reason: StopReason | None = None
+        self._stop_reply: Any = None
+
+        self.abort_event = gevent.event.Event()
+        self.run_greenlet: gevent.Greenlet | None = None
+        self.queue_waits = 0
+        self.inspector_token: str | None = None
+
+        self.work = WorkRegistry(self.signal_activity)
+        self.conns = ConnectionManager(self)
+        self.state = ActorState(
+            definition.has_state, self.options.state_save_interval, self._before_state_mutation, self._save_requested
+        )
+        self.ctx = ActorContext(self)
+        self.greenlet: gevent.Greenlet | None = None
+
+    def __repr__(self) -> str:
+        return f"<ActorTask {self.name}/{self.actor_id} gen={self.generation} {self.lifecycle.value}>"
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Inboxes: the only way other greenlets talk to the loop.
+    # ---------------------------------------------------------------------------------------------------------
+    def spawn(self) -> gevent.Greenlet:
+        self.greenlet = gevent.spawn(self.run)
+        return self.greenlet
+
+    def send_command(self, command: LifecycleCommand) -> Any:
+        """Queue a lifecycle command; returns its reply."""
+        if self.lifecycle is LifecycleState.TERMINATED:
+            self._answer_after_exit(command)
+        else:
+            self._commands.append(command)
+            self._wakeup.set()
+        return command.reply
+
+    def dispatch(self, item: Dispatch) -> None:
+        """Queue client work. Refused at once when the actor can no longer run it."""
+        rejection = self.dispatch_rejection()
+        if rejection is not None and self.lifecycle is not LifecycleState.LOADING:
+            item.reply.fail(self.annotate(rejection))
+            return
+        self._dispatch.append(item)
+        self._wakeup.set()
+
+    def signal_activity(self) -> None:
+        """Something that feeds the sleep predicates changed."""
+        self._activity_dirty = True
+        self._wakeup.set()
+
+    def _save_requested(self, immediate: bool) -> None:
+        self._events.append(SaveRequested(immediate))
+        self._wakeup.set()
+
+    # ---------------------------------------------------------------------------------------------------------
+    # The loop.
+    # ---------------------------------------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            while self.lifecycle is not LifecycleState.TERMINATED:
+                if not self._handle_next():
+                    self._wait()
+        except BaseException:
+            log.exception("actor task %s crashed", self)
+            self.lifecycle = LifecycleState.TERMINATED
+            raise
+        finally:
+            self._drain_after_exit()
+
+    def _handle_next(self) -> bool:
+        """Handle the single most urgent ready item; False when nothing is ready."""
+        if self._commands:
+            self._handle_command(self._commands.popleft())
+            return True
+        if self._events:
+            self._handle_event(self._events.popleft())
+            return True
+        if self._activity_dirty:
+            self._activity_dirty = False
+            self._on_activity()
+            return True
+        now = clock.monotonic()
+        if self._grace_deadline is not None and now >= self._grace_deadline:
+            self._on_grace_deadline()
+            return True
+        if self._dispatch and self.lifecycle.accepts_dispatch:
+            self._handle_dispatch(self._dispatch.popleft())
+            return True
+        save_deadline = self._save_deadline(now)
+        if save_deadline is not None and now >= save_deadline:
+            self._save_tick()
+            return True
+        if self._alarm_deadline is not None and now >= self._alarm_deadline:
+            self._alarm_deadline = None
+            self._drain_due_schedules()
+            return True
+        if self._sleep_deadline is not None and now >= self._sleep_deadline:
+            self._sleep_deadline = None
+            self._on_idle_deadline()
+            return True
+        return False
+
+    def _wait(self) -> None:
+        self._wakeup.clear()
+        if self._commands or self._events or self._activity_dirty or (
+            self._dispatch and self.lifecycle.accepts_dispatch
+        ):
+            return
+        now = clock.monotonic()
+        deadlines = [
+            d for d in (self._grace_deadline, self._save_deadline(now), self._alarm_deadline, self._sleep_deadline)
+            if d is not None
+        ]
+        clock.wait(self._wakeup, min(deadlines) if deadlines else None)
+
+    def _save_deadline(self, now: float) -> float | None:
+        if self.lifecycle not in (LifecycleState.STARTED, LifecycleState.SLEEP_GRACE):
+            return None
+        return self.state.save_deadline(now)
+
+    def _transition(self, state: LifecycleState) -> None:
+        log.debug("actor %s: %s -> %s", self.actor_id, self.lifecycle.value, state.value)
+        if state is LifecycleState.STARTED:
+            self.sleep_requested = False
+        self.lifecycle = state
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Lifecycle commands (core.md §1.2).
+    # ---------------------------------------------------------------------------------------------------------
+    def _handle_command(self, command: LifecycleCommand) -> None:
+        if isinstance(command, Start):
+            self._handle_start(command)
+        elif isinstance(command, Stop):
+            self._handle_stop(command)
+        elif isinstance(command, FireAlarm):
+            if self.lifecycle is LifecycleState.STARTED:
+                self._drain_due_schedules()
+            command.reply.send()
+
+    def _handle_start(self, command: Start) -> None:
+        if self.lifecycle is not LifecycleState.LOADING:
+            command.reply.fail(self.annotate(errors.stopping()))
+            return
+        try:
+            self._startup()
+        except BaseException as error:
+            log.error("actor %s (%s) failed to start: %r", self.name, self.actor_id, error)
+            self._abandon_startup()
+            command.reply.fail(self.annotate(errors.from_exception(error)))
+            return
+        command.reply.send()
+
+    def _handle_stop(self, command: Stop) -> None:
+        state = self.lifecycle
+        if state is LifecycleState.LOADING:
+            command.reply.fail(self.annotate(errors.not_ready()))
+        elif state is LifecycleState.STARTED:
+            self._stop_reply = command.reply
+            self._stop_reason = command.reason
+            while self._dispatch:  # work already queued is still served (core.md §1.6 step 2)
+                self._handle_dispatch(self._dispatch.popleft())
+            self._begin_grace(command.reason)
+        elif state.in_grace:
+            if command.reason is not self._stop_reason:
+                log.warning("actor %s: conflicting %s stop during grace, ignoring", self.actor_id, command.reason.value)
+            command.reply.send()
+        else:
+            log.warning("actor %s: duplicate stop while %s", self.actor_id, state.value)
+            command.reply.send()
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Startup (core.md §1.4).
+    # ---------------------------------------------------------------------------------------------------------
+    def _startup(self) -> None:
+        self.store.open()
+        persisted = self.store.load()
+        is_new = not persisted.has_initialized
+        if is_new and persisted.input is None and self.create_input is not None:
+            stored_input = self.create_input
+            self.store.write_actor_record(False, stored_input)
+        else:
+            stored_input = persisted.input
+        self._last_pushed_alarm = persisted.last_pushed_alarm
+        self.inspector_token = persisted.inspector_token or self._new_inspector_token()
+        self._transition(LifecycleState.STARTED)
+        self.abort_event = gevent.event.Event()
+        create_input = decode(stored_input) if stored_input is not None else None
+        self._run_preamble(is_new, persisted.state, create_input)
+        if is_new:
+            self.store.write_actor_record(True, stored_input)
+        self.signal_activity()
+        self._drain_due_schedules()
+
+    def _new_inspector_token(self) -> str:
+        token = secrets.token_urlsafe(32)
+        self.store.set_inspector_token(token)
+        return token
+
+    def _run_preamble(self, is_new: bool, snapshot: bytes | None, create_input: Any) -> None:
+        hooks = self.definition.hooks
+        options = self.options
+        self._call_hook("on_migrate", options.on_migrate_timeout, is_new)
+        if is_new or (snapshot is None and "create_state" in hooks):
+            if self.definition.has_static_state:
+                self.state.install(self.definition.static_state())
+            elif "create_state" in hooks:
+                self.state.install(self._call_hook("create_state", options.create_state_timeout, create_input))
+            self._call_hook("on_create", options.on_create_timeout, create_input)
+            if self.state.enabled:
+                self._write_state_now()
+        elif self.state.enabled:
+            self.state.install(decode(snapshot) if snapshot is not None else self.definition.static_state())
+        if "create_vars" in hooks:
+            self.ctx.vars = self._call_hook("create_vars", options.create_vars_timeout)
+        else:
+            self.ctx.vars = self.definition.static_vars()
+        self._call_hook("on_wake", options.on_wake_timeout)
+        if "run" in hooks:
+            self.run_greenlet = gevent.spawn(self._run_handler, hooks["run"])
+            self.run_greenlet.rawlink(lambda _: self.signal_activity())
+
+    def _call_hook(self, hook: str, timeout: float, *args: Any) -> Any:
+        function = self.definition.hooks.get(hook)
+        if function is None:
+            return None
+        return call_with_timeout(function, (self.ctx, *args), timeout, lambda: errors.callback_timed_out(hook))
+
+    def _abandon_startup(self) -> None:
+        """A failed start leaves nothing running; storage keeps ``has_initialized`` false for a new actor."""
+        if self.run_greenlet is not None:
+            self.run_greenlet.kill(block=False)
+        self.work.refusing = True
+        gevent.killall(list(self.work.live), block=False)
+        self.store.close()
+        self._transition(LifecycleState.TERMINATED)
+
+    def _run_handler(self, function: Any) -> None:
+        try:
+            function(self.ctx)
+            log.info("actor %s: run handler returned; the actor stays alive", self.actor_id)
+        except gevent.GreenletExit:
+            raise
+        except errors.RivetError as error:
+            if error.matches("actor", "aborted"):
+                log.debug("actor %s: run handler aborted for shutdown", self.actor_id)
+            else:
+                log.error("actor %s: run handler failed: %s", self.actor_id, error)
+        except Exception:
+            log.exception("actor %s: run handler failed", self.actor_id)
+
+    @property
+    def run_handler_active(self) -> bool:
+        return self.run_greenlet is not None and not self.run_greenlet.dead
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Dispatch and admission (core.md §1.3).
+    # ---------------------------------------------------------------------------------------------------------
+    def dispatch_rejection(self) -> errors.RivetError | None:
+        """The error new client work gets now, or None when it is accepted."""
+        state = self.lifecycle
+        if self.destroy_requested:
+            return errors.destroying()
+        if state.started:
+            return None
+        if state in (LifecycleState.SLEEP_FINALIZE, LifecycleState.DESTROY_GRACE):
+            return errors.stopping()
+        if state in (LifecycleState.DESTROYING, LifecycleState.TERMINATED):
+            return errors.destroying()
+        return errors.not_ready()
+
+    def _handle_dispatch(self, item: Dispatch) -> None:
+        rejection = self.dispatch_rejection()
+        if rejection is not None:
+            item.reply.fail(self.annotate(rejection))
+            return
+        try:
+            item.greenlet = self.work.spawn(item.kind, self._serve, item, conn=item.conn)
+        except WorkRefused:
+            item.reply.fail(self.annotate(errors.stopping()))
+
+    def _serve(self, item: Dispatch) -> None:
+        try:
+            item.handler(self)
+        except BaseException as error:
+            item.reply.fail(self.annotate(errors.from_exception(error)))
+            if not isinstance(error, Exception):
+                raise
+        finally:
+            if not item.reply.answered:
+                item.reply.fail(self.annotate(errors.dropped_reply()))
+
+    def annotate(self, error: errors.RivetError) -> errors.RivetError:
+        return error.with_actor(self.actor_id, self.generation, self.key)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # State saving (core.md §3.2).
+    # ---------------------------------------------------------------------------------------------------------
+    def _before_state_mutation(self) -> None:
+        self.ctx.before_state_mutation()
+
+    def _handle_event(self, event: SaveRequested) -> None:
+        # A normal request only moves the save deadline (derived from the state's flags when the loop next waits);
+        # an immediate one is served now.
+        if event.immediate and self.lifecycle in (LifecycleState.STARTED, LifecycleState.SLEEP_GRACE):
+            self._save_tick()
+
+    def _save_tick(self) -> None:
+        try:
+            self._write_state_now()
+        except Exception:
+            log.exception("actor %s: saving state failed; retrying", self.actor_id)
+            self.state.request_save(immediate=True)
+
+    def _write_state_now(self) -> None:
+        revision = self.state.revision
+        if self.state.enabled:
+            self.store.write_state(self.state.serialize())
+        self.state.mark_saved(revision, clock.monotonic())
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Idle sleep (core.md §1.5).
+    # ---------------------------------------------------------------------------------------------------------
+    def _on_activity(self) -> None:
+        if self.lifecycle is LifecycleState.STARTED:
+            self._rearm_sleep_deadline()
+        elif self.lifecycle.in_grace:
+            self._try_finish_grace()
+
+    def _rearm_sleep_deadline(self) -> None:
+        if sleep.idle_sleep_blocker(self) is None:
+            self._sleep_deadline = clock.monotonic() + self.options.sleep_timeout
+        else:
+            self._sleep_deadline = None
+
+    def _on_idle_deadline(self) -> None:
+        blocker = sleep.idle_sleep_blocker(self)
+        if blocker is not None:
+            log.debug("actor %s: idle deadline elapsed but actor stayed awake (%s)", self.actor_id, blocker)
+            self._rearm_sleep_deadline()
+            return
+        try:
+            self.request_sleep()
+        except errors.RivetError:
+            pass  # already requested
+
+    def request_sleep(self) -> None:
+        """Ask placement to put this actor to sleep (``c.sleep()``); idempotent within a generation."""
+        if not self.lifecycle.started:
+            raise errors.stopping() if (self.sleep_requested or self.destroy_requested) else errors.starting()
+        if self.sleep_requested:
+            return
+        self.sleep_requested = True
+        self._sleep_deadline = None
+        self.placement.request_sleep(self)
+
+    def request_destroy(self, error_message: str | None = None) -> None:
+        """Ask placement to destroy this actor (``c.destroy()``); work is refused from now on."""
+        if not self.lifecycle.started and not (self.sleep_requested or self.destroy_requested):
+            raise errors.starting()
+        if self.destroy_requested:
+            raise errors.stopping()
+        self.destroy_requested = True
+        if error_message is not None and len(error_message.encode()) > MAX_STOP_ERROR_MESSAGE:
+            error_message = error_message.encode()[:MAX_STOP_ERROR_MESSAGE].decode(errors="ignore") + "... (truncated)"
+        if self.state.enabled and self.state.dirty and self.lifecycle.started:
+            self.state.request_save(immediate=True)
+        self.placement.request_destroy(self, error_message)
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Grace and shutdown (core.md §1.6-1.8).
+    # ---------------------------------------------------------------------------------------------------------
+    def _begin_grace(self, reason: StopReason) -> None:
+        self._alarms_suspended = True
+        self._alarm_deadline = None
+        if reason is StopReason.DESTROY:
+            self.destroy_requested = True
+        self._transition(LifecycleState.SLEEP_GRACE if reason is StopReason.SLEEP else LifecycleState.DESTROY_GRACE)
+        self._sleep_deadline = None
+        self.abort_event.set()
+        self._grace_deadline = clock.monotonic() + self.options.sleep_grace_period
+        for conn in list(self.conns.conns.values()):
+            self.work.spawn(WorkKind.SHUTDOWN_HOOK, self.conns.disconnect, conn, "actor stopping")
+        hook = "on_sleep" if reason is StopReason.SLEEP else "on_destroy"
+        self.work.spawn(WorkKind.SHUTDOWN_HOOK, self._graceful_cleanup, hook)
+        self._try_finish_grace()
+
+    def _graceful_cleanup(self, hook: str) -> None:
+        function = self.definition.hooks.get(hook)
+        if function is not None:
+            try:
+                function(self.ctx)
+            except Exception:
+                log.exception("actor %s: %s failed; shutdown continues", self.actor_id, hook)
+        if self.state.enabled and self.state.dirty:
+            self._write_state_now()
+
+    def _try_finish_grace(self) -> None:
+        if sleep.finalize_blocker(self, self._stop_reason) is None:
+            self._run_shutdown()
+
+    def _on_grace_deadline(self) -> None:
+        self._deadline_reached = True
+        log.warning(
+            "actor %s: %s grace deadline reached; aborting %s",
+            self.actor_id, self._stop_reason.value if self._stop_reason else "?", sleep.describe_counters(self),
+        )
+        if self.run_greenlet is not None:
+            self.run_greenlet.kill(block=False)
+        self.work.kill_at_deadline()
+        self._run_shutdown()
+
+    def _run_shutdown(self) -> None:
+        reason = self._stop_reason
+        self._grace_deadline = None
+        self._sleep_deadline = None
+        self._transition(
+            LifecycleState.SLEEP_FINALIZE if reason is StopReason.SLEEP else LifecycleState.DESTROYING
+        )
+        outcome: BaseException | None = None
+        try:
+            self._final_save()
+            if self.run_greenlet is not None:
+                self.run_greenlet.kill()
+            self.work.refusing = True
+            if self._deadline_reached:
+                self.work.kill_at_deadline()
+            self.work.join_all()
+            self._push_alarm(None if reason is StopReason.DESTROY else self.store.earliest_trigger())
+        except Exception as error:
+            log.exception("actor %s: shutdown failed", self.actor_id)
+            outcome = error
+        finally:
+            self.state.fail_waiters()
+            self.store.close()
+        self._transition(LifecycleState.TERMINATED)
+        if outcome is None:
+            self._stop_reply.send()
+        else:
+            self._stop_reply.fail(self.annotate(errors.from_exception(outcome)))
+
+    def _final_save(self) -> None:
+        if not self.state.dirty:
+            return
+        if self._deadline_reached:
+            # The reference aborts the runtime before its final serialize, so only what was already saved is
+            # kept (core.md §1.6, "consequence worth copying exactly").
+            log.warning("actor %s: grace deadline reached; unsaved state changes are discarded", self.actor_id)
+            return
+        self._write_state_now()
+
+    def _drain_after_exit(self) -> None:
+        self.work.refusing = True
+        while self._dispatch:
+            self._dispatch.popleft().reply.fail(self.annotate(errors.dropped_reply()))
+        while self._commands:
+            self._answer_after_exit(self._commands.popleft())
+
+    def _answer_after_exit(self, command: LifecycleCommand) -> None:
+        if isinstance(command, Stop):
+            command.reply.send()
+        else:
+            command.reply.fail(self.annotate(errors.destroying() if self.destroy_requested else errors.stopping()))
+
+    # ---------------------------------------------------------------------------------------------------------
+    # Schedules and alarms (core.md §1.9, §3.7).
+    # ---------------------------------------------------------------------------------------------------------
+    def _drain_due_schedules(self) -> None:
+        if self._alarms_suspended:
+            return
+        for row in self.store.take_due_schedules(clock.now_ms()):
+            args = decode(row.args) if row.args else []
+            try:
+                self.work.spawn(WorkKind.INTERNAL_KEEP_AWAKE, self._fire_schedule, row.action, args)
+            except WorkRefused:
+                log.warning("actor %s: schedule %s dropped during teardown", self.actor_id, row.event_id)
+        self.sync_alarm()
+
+    def _fire_schedule(self, action: str, args: list[Any]) -> None:
+        from rivetgreen.actor.actions import run_action
+
+        try:
+            call_with_timeout(
+                run_action, (self, action, args), self.options.action_timeout, errors.action_timed_out
+            )
+        except Exception as error:
+            log.error("actor %s: scheduled action %s failed: %s", self.actor_id, action, error)
+
+    def sync_alarm(self) -> None:
+        """Re-arm the local alarm timer and tell placement about the earliest schedule."""
+        earliest = self.store.earliest_trigger()
+        if earliest is None or self._alarms_suspended:
+            self._alarm_deadline = None
+        else:
+            self._alarm_deadline = clock.monotonic() + max(0, earliest - clock.now_ms()) / 1000
+            self._wakeup.set()
+        self._push_alarm(earliest)
+
+    def _push_alarm(self, alarm_ms: int | None) -> None:
+        if alarm_ms == self._last_pushed_alarm:
+            return
+        self.placement.set_alarm(self, alarm_ms)
+        self.store.set_last_pushed_alarm(alarm_ms)
+        self._last_pushed_alarm = alarm_ms

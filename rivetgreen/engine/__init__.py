@@ -1,0 +1,1 @@
+"""Placement: who starts, stops, wakes and destroys actors."""

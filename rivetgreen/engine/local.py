@@ -1,0 +1,273 @@
+"""The embedded engine: the in-process stand-in for the Rivet Engine.
+
+It owns lifecycle authority, as the engine does (core.md §0): it starts a new generation when work arrives for
+a sleeping actor and holds that work until the actor is ready, turns the actor's sleep and destroy *intents*
+into Stop commands, wakes sleeping actors when their alarm is due, and removes a destroyed actor's data.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import os
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import gevent
+import gevent.event
+
+from rivetgreen import clock, errors
+from rivetgreen.actor.actions import perform
+from rivetgreen.actor.lifecycle import Dispatch, Start, Stop, StopReason
+from rivetgreen.actor.task import ActorTask
+from rivetgreen.engine.directory import ActorRecord, Directory
+from rivetgreen.storage import ActorStore, LocalSqliteBackend
+
+if TYPE_CHECKING:
+    from rivetgreen.actor.definition import ActorDefinition
+
+log = logging.getLogger("rivetgreen.engine")
+
+MAX_DISPATCH_ATTEMPTS = 3
+# Refusals that mean "this generation is going away", not "this request is wrong".
+RETRYABLE_REJECTIONS = {"stopping", "not_ready", "dropped_reply"}
+
+
+class InstanceStatus(enum.Enum):
+    STARTING = "starting"
+    ACTIVE = "active"
+    STOPPING = "stopping"
+
+
+class ActorInstance:
+    """The engine's view of one running generation."""
+
+    def __init__(self, record: ActorRecord) -> None:
+        self.record = record
+        self.task: ActorTask | None = None
+        self.status = InstanceStatus.STARTING
+        self.stop_reason: StopReason | None = None
+        self.ready = gevent.event.AsyncResult()
+        self.stopped = gevent.event.Event()
+
+
+class LocalEngine:
+    """Places every actor in this process; durable in ``data_dir``."""
+
+    def __init__(self, definitions: dict[str, ActorDefinition], data_dir: str, region: str = "") -> None:
+        self.definitions = definitions
+        self.data_dir = data_dir
+        self.region = region
+        os.makedirs(os.path.join(data_dir, "actors"), exist_ok=True)
+        self.directory = Directory(data_dir)
+        self.instances: dict[str, ActorInstance] = {}
+        self._alarms = self.directory.alarms()
+        self._attempted_alarms: dict[str, int] = {}
+        self._alarms_changed = gevent.event.Event()
+        self._closed = False
+        self._alarm_greenlet = gevent.spawn(self._alarm_loop)
+
+    # directory -------------------------------------------------------------------------------------------------
+    def create(self, name: str, key: list[str], create_input: bytes | None = None) -> ActorRecord:
+        self._definition(name)
+        return self.directory.create(name, key, create_input)
+
+    def get(self, name: str, key: list[str]) -> ActorRecord | None:
+        self._definition(name)
+        return self.directory.find(name, key)
+
+    def get_or_create(self, name: str, key: list[str], create_input: bytes | None = None) -> tuple[ActorRecord, bool]:
+        """The actor for ``name`` + ``key``, created if absent; also says whether it was created."""
+        record = self.get(name, key)
+        if record is not None:
+            return record, False
+        return self.create(name, key, create_input), True
+
+    def lookup(self, actor_id: str) -> ActorRecord:
+        record = self.directory.get(actor_id)
+        if record is None:
+            raise errors.not_found(actor_id)
+        return record
+
+    def _definition(self, name: str) -> ActorDefinition:
+        definition = self.definitions.get(name)
+        if definition is None:
+            raise errors.not_registered(name)
+        return definition
+
+    # running actors ----------------------------------------------------------------------------------------------
+    def running_task(self, actor_id: str) -> ActorTask:
+        """The actor's live task, woken on demand; waits while it starts or finishes falling asleep."""
+        while True:
+            self._check_open()
+            instance = self.instances.get(actor_id)
+            if instance is None:
+                instance = self._start(self.lookup(actor_id))
+            if instance.status is InstanceStatus.STARTING:
+                instance.ready.get()  # raises the start error
+                continue
+            if instance.status is InstanceStatus.STOPPING:
+                if instance.stop_reason is StopReason.DESTROY:
+                    raise instance.task.annotate(errors.destroying())
+                instance.stopped.wait()
+                continue
+            return instance.task
+
+    def perform(self, actor_id: str, make_item: Callable[[], Dispatch], timeout: float | None = None) -> Any:
+        """Run client work on the actor, waking it if needed. Work the actor refused before running it (it was
+        falling asleep) is retried on the next generation."""
+        for _ in range(MAX_DISPATCH_ATTEMPTS - 1):
+            task = self.running_task(actor_id)
+            item = make_item()
+            try:
+                return perform(task, item, task.options.action_timeout if timeout is None else timeout)
+            except errors.RivetError as error:
+                if item.greenlet is not None or task.destroy_requested or error.code not in RETRYABLE_REJECTIONS:
+                    raise
+        task = self.running_task(actor_id)
+        return perform(task, make_item(), task.options.action_timeout if timeout is None else timeout)
+
+    def _start(self, record: ActorRecord) -> ActorInstance:
+        instance = ActorInstance(record)
+        self.instances[record.actor_id] = instance
+        gevent.spawn(self._run_start, instance)
+        return instance
+
+    def _run_start(self, instance: ActorInstance) -> None:
+        record = instance.record
+        try:
+            definition = self._definition(record.name)
+            generation = self.directory.next_generation(record.actor_id)
+            store = ActorStore(LocalSqliteBackend(self._actor_path(record.actor_id)))
+            task = ActorTask(
+                definition, record.actor_id, record.key, generation, store, self, record.input, self.region
+            )
+            instance.task = task
+            task.spawn()
+            task.send_command(Start()).get()
+        except BaseException as error:
+            self.instances.pop(record.actor_id, None)
+            instance.ready.set_exception(errors.from_exception(error))
+            instance.stopped.set()
+            return
+        instance.status = InstanceStatus.ACTIVE
+        instance.ready.set(instance.task)
+        self._alarms_changed.set()
+
+    def _actor_path(self, actor_id: str) -> str:
+        return os.path.join(self.data_dir, "actors", f"{actor_id}.sqlite")
+
+    # placement, as the actor task sees it --------------------------------------------------------------------------
+    def request_sleep(self, task: ActorTask) -> None:
+        self._stop(task, StopReason.SLEEP)
+
+    def request_destroy(self, task: ActorTask, error: str | None) -> None:
+        if error is not None:
+            log.error("actor %s (%s) stopped with error: %s", task.name, task.actor_id, error)
+        self._stop(task, StopReason.DESTROY)
+
+    def set_alarm(self, task: ActorTask, alarm_ms: int | None) -> None:
+        self.directory.set_alarm(task.actor_id, alarm_ms)
+        if alarm_ms is None:
+            self._alarms.pop(task.actor_id, None)
+        else:
+            self._alarms[task.actor_id] = alarm_ms
+        self._alarms_changed.set()
+
+    def _stop(self, task: ActorTask, reason: StopReason) -> gevent.event.Event:
+        instance = self.instances.get(task.actor_id)
+        if instance is None or instance.task is not task:
+            return gevent.event.Event()
+        if instance.status is InstanceStatus.STOPPING:
+            if reason is StopReason.DESTROY and instance.stop_reason is StopReason.SLEEP:
+                task.destroy_requested = True  # escalation; the running stop finishes as a destroy
+                instance.stop_reason = StopReason.DESTROY
+            return instance.stopped
+        instance.status = InstanceStatus.STOPPING
+        instance.stop_reason = reason
+        if reason is StopReason.DESTROY:
+            task.destroy_requested = True
+        gevent.spawn(self._run_stop, instance, reason)
+        return instance.stopped
+
+    def _run_stop(self, instance: ActorInstance, reason: StopReason) -> None:
+        task = instance.task
+        try:
+            task.send_command(Stop(reason)).get()
+        except errors.RivetError as error:
+            log.error("actor %s: stop failed: %s", task.actor_id, error)
+        if task.greenlet is not None:
+            task.greenlet.join()
+        if instance.stop_reason is StopReason.DESTROY:
+            self._remove_data(task.actor_id)
+        self.instances.pop(task.actor_id, None)
+        instance.stopped.set()
+        self._alarms_changed.set()
+
+    def _remove_data(self, actor_id: str) -> None:
+        self.directory.delete(actor_id)
+        self._alarms.pop(actor_id, None)
+        for suffix in ("", "-wal", "-shm"):
+            path = self._actor_path(actor_id) + suffix
+            if os.path.exists(path):
+                os.remove(path)
+
+    # management ------------------------------------------------------------------------------------------------------
+    def sleep(self, actor_id: str) -> None:
+        """Put a running actor to sleep and wait until it is stopped (no-op when it is not running)."""
+        instance = self.instances.get(actor_id)
+        if instance is not None and instance.status is InstanceStatus.STARTING:
+            instance.ready.wait()
+            instance = self.instances.get(actor_id)
+        if instance is not None and instance.task is not None:
+            self._stop(instance.task, StopReason.SLEEP).wait()
+
+    def destroy(self, actor_id: str) -> None:
+        """Destroy an actor, running or asleep, and wait until its data is gone."""
+        task = self.running_task(actor_id)
+        self._stop(task, StopReason.DESTROY).wait()
+
+    def shutdown(self) -> None:
+        """Put every running actor to sleep (a host drain), then stop the alarm timer and close the directory."""
+        if self._closed:
+            return
+        for actor_id in list(self.instances):
+            self.sleep(actor_id)
+        self._closed = True
+        self._alarm_greenlet.kill()
+        self.directory.close()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise errors.RivetError("registry", "shut_down", "The registry has shut down.")
+
+    # alarms of sleeping actors -------------------------------------------------------------------------------------
+    def _alarm_loop(self) -> None:
+        while True:
+            self._alarms_changed.clear()
+            actor_id, alarm_ms = self._next_sleeping_alarm()
+            if actor_id is None:
+                clock.wait(self._alarms_changed, None)
+                continue
+            delay = max(0.0, (alarm_ms - clock.now_ms()) / 1000)
+            if clock.wait(self._alarms_changed, clock.monotonic() + delay):
+                continue
+            gevent.spawn(self._wake_for_alarm, actor_id, alarm_ms)
+            self._attempted_alarms[actor_id] = alarm_ms  # not retried until the alarm changes or the wake succeeds
+
+    def _next_sleeping_alarm(self) -> tuple[str | None, int]:
+        best: tuple[str | None, int] = (None, 0)
+        for actor_id, alarm_ms in self._alarms.items():
+            if actor_id in self.instances or self._attempted_alarms.get(actor_id) == alarm_ms:
+                continue
+            if best[0] is None or alarm_ms < best[1]:
+                best = (actor_id, alarm_ms)
+        return best
+
+    def _wake_for_alarm(self, actor_id: str, alarm_ms: int) -> None:
+        try:
+            self.running_task(actor_id)
+        except errors.RivetError as error:
+            log.error("actor %s: waking for its alarm failed: %s", actor_id, error)
+            return
+        self._attempted_alarms.pop(actor_id, None)

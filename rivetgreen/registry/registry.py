@@ -1,0 +1,67 @@
+"""``setup(...)`` and :class:`Registry`: actor definitions plus the placement that runs them."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+from rivetgreen.actor.definition import ActorDefinition
+from rivetgreen.encoding.actor_key import validate_key
+from rivetgreen.encoding.cbor import encode
+from rivetgreen.engine.local import LocalEngine
+from rivetgreen.registry.handle import ActorHandle
+
+DEFAULT_DATA_DIR = "./.rivetgreen"
+
+
+class Registry:
+    """Actor definitions by name, and the embedded engine that places their actors."""
+
+    def __init__(self, definitions: Iterable[ActorDefinition], data_dir: str | None = None) -> None:
+        self.definitions: dict[str, ActorDefinition] = {}
+        for definition in definitions:
+            if not isinstance(definition, ActorDefinition):
+                raise TypeError(f"setup() takes actor definitions, not {definition!r}")
+            if definition.name in self.definitions:
+                raise ValueError(f"two actor definitions are named {definition.name!r}")
+            self.definitions[definition.name] = definition
+        self.data_dir = data_dir or os.environ.get("RIVETGREEN_DATA_DIR") or DEFAULT_DATA_DIR
+        self.engine = LocalEngine(self.definitions, self.data_dir, os.environ.get("RIVET_REGION", ""))
+
+    def __repr__(self) -> str:
+        return f"<Registry {sorted(self.definitions)} data_dir={self.data_dir!r}>"
+
+    def get(self, name: str, key: Any = ()) -> ActorHandle:
+        """A handle to an existing actor; calls fail with ``actor/not_found`` if there is none."""
+        return ActorHandle(self, name, validate_key(key), create=False)
+
+    def get_or_create(self, name: str, key: Any = (), input: Any = None) -> ActorHandle:
+        """A handle that creates the actor on first use (``input`` is used only on creation)."""
+        return ActorHandle(self, name, validate_key(key), create=True, create_input=input)
+
+    def create(self, name: str, key: Any = (), input: Any = None) -> ActorHandle:
+        """Create a new actor now (``actor/duplicate_key`` if the key is taken); the handle is pinned to its id."""
+        record = self.engine.create(name, validate_key(key), None if input is None else encode(input))
+        return self.get_for_id(record.actor_id)
+
+    def get_for_id(self, actor_id: str) -> ActorHandle:
+        """A handle to the actor with this id."""
+        return ActorHandle(self, None, None, actor_id=actor_id)
+
+    def sleep(self, actor_id: str) -> None:
+        """Put an actor to sleep now and wait until it is asleep."""
+        self.engine.sleep(actor_id)
+
+    def destroy(self, actor_id: str) -> None:
+        """Destroy an actor and its data; its id is ``actor/not_found`` afterwards."""
+        self.engine.destroy(actor_id)
+
+    def shutdown(self) -> None:
+        """Put every running actor to sleep and close storage. The registry cannot be used afterwards."""
+        self.engine.shutdown()
+
+
+def setup(*definitions: ActorDefinition, data_dir: str | None = None) -> Registry:
+    """The registry of these actor definitions, storing data under ``data_dir`` (default ``./.rivetgreen``)."""
+    return Registry(definitions, data_dir)

@@ -1,0 +1,160 @@
+"""Typed reads and writes of the runtime's ``_rivet_*`` tables. The actor layer never writes SQL for them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from rivetgreen.storage.backend import iterate_chunks
+from rivetgreen.storage.local import LocalSqliteBackend
+from rivetgreen.storage.schema import ensure_internal_schema
+
+KV_CHUNK_ROWS = 128
+KV_CHUNK_BYTES = 512 * 1024
+
+
+@dataclass
+class PersistedActor:
+    """What a new generation loads at startup."""
+
+    has_initialized: bool
+    input: bytes | None
+    state: bytes | None
+    inspector_token: str | None
+    last_pushed_alarm: int | None
+
+
+@dataclass(frozen=True)
+class ScheduleRow:
+    event_id: str
+    trigger_at: int  # milliseconds since the epoch
+    action: str
+    args: bytes | None
+
+
+class ActorStore:
+    """The runtime tables of one actor database."""
+
+    def __init__(self, db: LocalSqliteBackend) -> None:
+        self.db = db
+
+    def open(self) -> None:
+        ensure_internal_schema(self.db)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # actor record and state -----------------------------------------------------------------------------
+    def load(self) -> PersistedActor:
+        actor = self.db.query_values("SELECT has_initialized, input FROM _rivet_actor WHERE id = 1")
+        state = self.db.query_values("SELECT state FROM _rivet_actor_state WHERE id = 1")
+        runtime = self.db.query_values("SELECT inspector_token, last_pushed_alarm FROM _rivet_runtime WHERE id = 1")
+        has_initialized, stored_input = actor[0] if actor else (0, None)
+        token, alarm = runtime[0]
+        return PersistedActor(bool(has_initialized), stored_input, state[0][0] if state else None, token, alarm)
+
+    def write_actor_record(self, has_initialized: bool, stored_input: bytes | None) -> None:
+        self.db.execute(
+            "INSERT OR REPLACE INTO _rivet_actor (id, has_initialized, input) VALUES (1, ?, ?)",
+            (int(has_initialized), stored_input),
+        )
+
+    def write_state(self, state: bytes) -> None:
+        self.db.execute("INSERT OR REPLACE INTO _rivet_actor_state (id, state) VALUES (1, ?)", (state,))
+
+    def set_inspector_token(self, token: str) -> None:
+        self.db.execute("UPDATE _rivet_runtime SET inspector_token = ? WHERE id = 1", (token,))
+
+    def set_last_pushed_alarm(self, alarm_ms: int | None) -> None:
+        self.db.execute("UPDATE _rivet_runtime SET last_pushed_alarm = ? WHERE id = 1", (alarm_ms,))
+
+    # schedules ----------------------------------------------------------------------------------------------
+    def insert_schedule(self, row: ScheduleRow) -> None:
+        self.db.execute(
+            "INSERT INTO _rivet_schedule_events (event_id, trigger_at, action, args, kind) VALUES (?, ?, ?, ?, 0)",
+            (row.event_id, row.trigger_at, row.action, row.args),
+        )
+
+    def delete_schedule(self, event_id: str) -> bool:
+        return self.db.execute("DELETE FROM _rivet_schedule_events WHERE event_id = ? AND kind = 0", (event_id,)) > 0
+
+    def get_schedule(self, event_id: str) -> ScheduleRow | None:
+        rows = self.db.query_values(
+            "SELECT event_id, trigger_at, action, args FROM _rivet_schedule_events WHERE event_id = ?", (event_id,)
+        )
+        return ScheduleRow(*rows[0]) if rows else None
+
+    def list_schedules(self) -> list[ScheduleRow]:
+        rows = self.db.query_values(
+            "SELECT event_id, trigger_at, action, args FROM _rivet_schedule_events ORDER BY trigger_at, event_id"
+        )
+        return [ScheduleRow(*row) for row in rows]
+
+    def count_schedules(self) -> int:
+        return self.db.query_values("SELECT COUNT(*) FROM _rivet_schedule_events")[0][0]
+
+    def earliest_trigger(self) -> int | None:
+        return self.db.query_values("SELECT MIN(trigger_at) FROM _rivet_schedule_events")[0][0]
+
+    def take_due_schedules(self, now_ms: int) -> list[ScheduleRow]:
+        """Claim (delete) every one-shot schedule due at ``now_ms``: at-most-once delivery."""
+        with self.db.transaction() as tx:
+            rows = tx.query(
+                "SELECT event_id, trigger_at, action, args FROM _rivet_schedule_events "
+                "WHERE trigger_at <= ? ORDER BY trigger_at, event_id",
+                (now_ms,),
+            )
+            tx.execute("DELETE FROM _rivet_schedule_events WHERE trigger_at <= ? AND kind = 0", (now_ms,))
+        return [ScheduleRow(r["event_id"], r["trigger_at"], r["action"], r["args"]) for r in rows]
+
+    # user KV ------------------------------------------------------------------------------------------------
+    def kv_get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
+        found: dict[bytes, bytes] = {}
+        for chunk in iterate_chunks(keys, KV_CHUNK_ROWS):
+            marks = ",".join("?" * len(chunk))
+            for key, value in self.db.query_values(f"SELECT key, value FROM _rivet_user_kv WHERE key IN ({marks})", chunk):
+                found[bytes(key)] = value
+        return [found.get(key) for key in keys]
+
+    def kv_put_many(self, entries: Sequence[tuple[bytes, bytes]]) -> None:
+        for chunk in _write_chunks(entries):
+            self.db.execute_batch(
+                [("INSERT OR REPLACE INTO _rivet_user_kv (key, value) VALUES (?, ?)", entry) for entry in chunk]
+            )
+
+    def kv_delete_many(self, keys: Sequence[bytes]) -> None:
+        for chunk in iterate_chunks(keys, KV_CHUNK_ROWS):
+            self.db.execute_batch([("DELETE FROM _rivet_user_kv WHERE key = ?", (key,)) for key in chunk])
+
+    def kv_delete_range(self, start: bytes, end: bytes) -> None:
+        self.db.execute("DELETE FROM _rivet_user_kv WHERE key >= ? AND key < ?", (start, end))
+
+    def kv_list_range(
+        self, start: bytes, end: bytes | None, *, reverse: bool, limit: int | None
+    ) -> list[tuple[bytes, bytes]]:
+        sql = "SELECT key, value FROM _rivet_user_kv WHERE key >= ?"
+        params: list[Any] = [start]
+        if end is not None:
+            sql += " AND key < ?"
+            params.append(end)
+        sql += " ORDER BY key DESC" if reverse else " ORDER BY key"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [(bytes(key), value) for key, value in self.db.query_values(sql, params)]
+
+
+def _write_chunks(entries: Sequence[tuple[bytes, bytes]]) -> list[list[tuple[bytes, bytes]]]:
+    """Split writes into transactions of at most 128 rows or 512 KiB (so large batches are not atomic)."""
+    chunks: list[list[tuple[bytes, bytes]]] = [[]]
+    size = 0
+    for key, value in entries:
+        entry_size = len(key) + len(value)
+        if chunks[-1] and (len(chunks[-1]) >= KV_CHUNK_ROWS or size + entry_size > KV_CHUNK_BYTES):
+            chunks.append([])
+            size = 0
+        chunks[-1].append((key, value))
+        size += entry_size
+    return [chunk for chunk in chunks if chunk]
+

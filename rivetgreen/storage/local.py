@@ -1,0 +1,175 @@
+"""A SQLite file on local disk, shared safely by the greenlets of one actor.
+
+One connection per actor, guarded by a gevent lock: the single writer transaction holds the lock for its whole
+life, and every other statement queues behind it. Short internal statements run on the hub; statements issued
+by user code (``c.db``) may be sent to gevent's threadpool so a long query does not stall other actors.
+WAL with ``synchronous=NORMAL``: a committed transaction survives the process being killed (``kill -9``).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import gevent
+import gevent.lock
+
+from rivetgreen import clock
+from rivetgreen.errors import RivetError
+from rivetgreen.storage.backend import Params, Statement, rows_as_dicts
+
+T = TypeVar("T")
+
+MAX_QUEUED_OPERATIONS = 128
+
+
+def sqlite_error(code: str, message: str) -> RivetError:
+    return RivetError("sqlite", code, message)
+
+
+class LocalSqliteBackend:
+    """One actor's database file."""
+
+    def __init__(self, path: str, *, offload: bool = True) -> None:
+        self.path = path
+        self._offload = offload
+        self._lock = gevent.lock.RLock()
+        self._waiting = 0
+        self._connection: sqlite3.Connection | None = None
+        directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
+        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._connection.execute("PRAGMA journal_mode=WAL")
+        self._connection.execute("PRAGMA synchronous=NORMAL")
+        # Idle actors keep their connection open; keep each one's page cache small.
+        self._connection.execute("PRAGMA cache_size=-128")
+
+    # SqlBackend ------------------------------------------------------------------------------------------
+    def execute(self, sql: str, params: Params = (), *, offload: bool = False) -> int:
+        with self._locked():
+            return self._run(lambda db: db.execute(sql, params).rowcount, offload)
+
+    def query(self, sql: str, params: Params = (), *, offload: bool = False) -> list[dict[str, Any]]:
+        with self._locked():
+            return self._run(lambda db: rows_as_dicts(db.execute(sql, params)), offload)
+
+    def query_values(self, sql: str, params: Params = ()) -> list[tuple[Any, ...]]:
+        """Rows as plain tuples (internal fast path)."""
+        with self._locked():
+            return self._connection_or_raise().execute(sql, params).fetchall()
+
+    def execute_script(self, script: str, *, offload: bool = False) -> None:
+        with self._locked():
+            self._run(lambda db: db.executescript(script), offload)
+
+    def execute_batch(self, statements: Sequence[Statement]) -> None:
+        with self._locked():
+            db = self._connection_or_raise()
+            if db.in_transaction:
+                # Already inside the caller's own transaction: join it.
+                for sql, params in statements:
+                    db.execute(sql, params)
+                return
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for sql, params in statements:
+                    db.execute(sql, params)
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self, timeout: float = 60.0, *, offload: bool = False) -> Iterator[Transaction]:
+        with self._locked():
+            db = self._connection_or_raise()
+            if db.in_transaction:
+                raise sqlite_error("transaction_invalid_argument", "A transaction is already open on this actor.")
+            db.execute("BEGIN IMMEDIATE")
+            tx = Transaction(self, clock.monotonic() + timeout, offload)
+            try:
+                yield tx
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
+                raise
+            finally:
+                tx.closed = True
+            if tx.expired():
+                db.execute("ROLLBACK")
+                raise sqlite_error("transaction_expired", "The transaction expired and was rolled back.")
+            db.execute("COMMIT")
+
+    def close(self) -> None:
+        with self._lock:
+            if self._connection is not None:
+                self._connection.close()
+                self._connection = None
+
+    @property
+    def closed(self) -> bool:
+        return self._connection is None
+
+    # internals -------------------------------------------------------------------------------------------
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        if self._lock.locked() and not self._lock._is_owned():
+            if self._waiting >= MAX_QUEUED_OPERATIONS:
+                raise sqlite_error("transaction_queue_full", "Too many operations are waiting for the database.")
+            self._waiting += 1
+            try:
+                self._lock.acquire()
+            finally:
+                self._waiting -= 1
+        else:
+            self._lock.acquire()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
+    def _connection_or_raise(self) -> sqlite3.Connection:
+        if self._connection is None:
+            raise sqlite_error("closed", "The actor's database is closed.")
+        return self._connection
+
+    def _run(self, operation: Callable[[sqlite3.Connection], T], offload: bool) -> T:
+        db = self._connection_or_raise()
+        try:
+            if offload and self._offload:
+                with clock.background_job():
+                    return gevent.get_hub().threadpool.apply(operation, (db,))
+            return operation(db)
+        except sqlite3.Error as error:
+            raise sqlite_error("execution_failed", str(error)) from error
+
+
+class Transaction:
+    """The open writer transaction; statements run inside it until the ``with`` block ends."""
+
+    def __init__(self, backend: LocalSqliteBackend, deadline: float, offload: bool) -> None:
+        self._backend = backend
+        self._deadline = deadline
+        self._offload = offload
+        self.closed = False
+
+    def expired(self) -> bool:
+        return clock.monotonic() > self._deadline
+
+    def execute(self, sql: str, params: Params = ()) -> int:
+        self._check()
+        return self._backend.execute(sql, params, offload=self._offload)
+
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
+        self._check()
+        return self._backend.query(sql, params, offload=self._offload)
+
+    def _check(self) -> None:
+        if self.closed:
+            raise sqlite_error("transaction_closed", "The transaction is already closed.")
+        if self.expired():
+            raise sqlite_error("transaction_expired", "The transaction expired and will be rolled back.")
