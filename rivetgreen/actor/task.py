@@ -107,7 +107,7 @@ class ActorTask:
         self.queue_waits = 0
         self.inspector_token: str | None = None
 
-        self.work = WorkRegistry(self.signal_activity)
+        self.work = WorkRegistry(self._work_changed)
         self.conns = ConnectionManager(self)
         self.state = ActorState(
             definition.has_state, self.options.state_save_interval, self._before_state_mutation, self._save_requested
@@ -123,6 +123,8 @@ class ActorTask:
     # ---------------------------------------------------------------------------------------------------------
     def spawn(self) -> gevent.Greenlet:
         self.greenlet = gevent.spawn(self.run)
+        # Runs however the loop ends, even if it was killed before it ever ran.
+        self.greenlet.rawlink(lambda _: self._drain_after_exit())
         return self.greenlet
 
     def send_command(self, command: LifecycleCommand) -> Any:
@@ -148,6 +150,12 @@ class ActorTask:
         self._activity_dirty = True
         self._wakeup.set()
 
+    def _work_changed(self, kind: WorkKind) -> None:
+        # Work that does not block idle sleep (wait_until, shutdown hooks) must not restart the idle window, but
+        # grace waits for every kind.
+        if kind.policy.blocks_idle_sleep or self.lifecycle.in_grace:
+            self.signal_activity()
+
     def _save_requested(self, immediate: bool) -> None:
         self._events.append(SaveRequested(immediate))
         self._wakeup.set()
@@ -160,12 +168,11 @@ class ActorTask:
             while self.lifecycle is not LifecycleState.TERMINATED:
                 if not self._handle_next():
                     self._wait()
-        except BaseException:
+        except Exception:
             log.exception("actor task %s crashed", self)
-            self.lifecycle = LifecycleState.TERMINATED
             raise
         finally:
-            self._drain_after_exit()
+            self.lifecycle = LifecycleState.TERMINATED
 
     def _handle_next(self) -> bool:
         """Handle the single most urgent ready item; False when nothing is ready."""
@@ -381,10 +388,8 @@ class ActorTask:
     def _serve(self, item: Dispatch) -> None:
         try:
             item.handler(self)
-        except BaseException as error:
+        except Exception as error:
             item.reply.fail(self.annotate(errors.from_exception(error)))
-            if not isinstance(error, Exception):
-                raise
         finally:
             if not item.reply.answered:
                 item.reply.fail(self.annotate(errors.dropped_reply()))

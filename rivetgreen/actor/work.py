@@ -72,7 +72,7 @@ class WorkRefused(Exception):
 class WorkRegistry:
     """Counts and owns the live work greenlets of one actor generation."""
 
-    def __init__(self, on_change: Callable[[], None]) -> None:
+    def __init__(self, on_change: Callable[[WorkKind], None]) -> None:
         self._on_change = on_change
         self.counts: dict[WorkKind, int] = {kind: 0 for kind in WorkKind}
         self.live: set[WorkGreenlet] = set()
@@ -87,26 +87,26 @@ class WorkRegistry:
         self.live.add(greenlet)
         greenlet.rawlink(self._finished)
         greenlet.start()
-        self._on_change()
+        self._on_change(kind)
         return greenlet
 
     @contextmanager
     def region(self, kind: WorkKind) -> Iterator[None]:
         """Count the current greenlet as work of ``kind`` while the block runs."""
         self.counts[kind] += 1
-        self._on_change()
+        self._on_change(kind)
         try:
             yield
         finally:
             self.counts[kind] -= 1
-            self._on_change()
+            self._on_change(kind)
 
     def _finished(self, greenlet: WorkGreenlet) -> None:
         self.live.discard(greenlet)
         self.counts[greenlet.kind] -= 1
         if greenlet.exception is not None and not isinstance(greenlet.exception, gevent.GreenletExit):
             log.debug("work greenlet %s ended with %r", greenlet.kind.name, greenlet.exception)
-        self._on_change()
+        self._on_change(greenlet.kind)
 
     def blocking_idle_sleep(self) -> int:
         return sum(n for kind, n in self.counts.items() if n and kind.policy.blocks_idle_sleep)

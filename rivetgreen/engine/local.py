@@ -150,7 +150,8 @@ class LocalEngine:
             instance.ready.set_exception(errors.from_exception(error))
             instance.stopped.set()
             return
-        instance.status = InstanceStatus.ACTIVE
+        if instance.status is InstanceStatus.STARTING:  # a stop requested during startup keeps STOPPING
+            instance.status = InstanceStatus.ACTIVE
         instance.ready.set(instance.task)
         self._alarms_changed.set()
 

@@ -1,0 +1,53 @@
+"""Shared fixtures. The public ones (virtual_clock, make_registry) come from the rivetgreen pytest plugin."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any
+
+import pytest
+
+from rivetgreen.actor.task import ActorTask
+from rivetgreen.storage import ActorStore, LocalSqliteBackend
+
+
+class RecordingPlacement:
+    """Placement that only records what a task asks for, so tests drive lifecycle commands themselves."""
+
+    def __init__(self) -> None:
+        self.sleep_requests: list[ActorTask] = []
+        self.destroy_requests: list[tuple[ActorTask, str | None]] = []
+        self.alarms: list[int | None] = []
+
+    def request_sleep(self, task: ActorTask) -> None:
+        self.sleep_requests.append(task)
+
+    def request_destroy(self, task: ActorTask, error: str | None) -> None:
+        self.destroy_requests.append((task, error))
+
+    def set_alarm(self, task: ActorTask, alarm_ms: int | None) -> None:
+        self.alarms.append(alarm_ms)
+
+
+@pytest.fixture
+def placement() -> RecordingPlacement:
+    return RecordingPlacement()
+
+
+@pytest.fixture
+def make_task(tmp_path: Any, placement: RecordingPlacement):
+    """Build a bare ActorTask (no engine) on a fresh database; its loop greenlet is already running."""
+    counter = itertools.count(1)
+    tasks: list[ActorTask] = []
+
+    def make(definition: Any, *, path: str | None = None, generation: int = 1) -> ActorTask:
+        db_path = path or str(tmp_path / f"actor-{next(counter)}.sqlite")
+        task = ActorTask(definition, "actor-1", ["k"], generation, ActorStore(LocalSqliteBackend(db_path)), placement)
+        task.spawn()
+        tasks.append(task)
+        return task
+
+    yield make
+    for task in tasks:
+        if task.greenlet is not None:
+            task.greenlet.kill()
