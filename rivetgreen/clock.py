@@ -12,7 +12,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import gevent
@@ -54,7 +54,7 @@ class VirtualClock:
     """A clock that moves only on :meth:`advance`; wall time is frozen with freezegun while it is installed."""
 
     def __init__(self, start: datetime | None = None) -> None:
-        self._start = start or datetime(2026, 1, 1, tzinfo=timezone.utc)
+        self._start = start or datetime(2026, 1, 1, tzinfo=UTC)
         self._elapsed = 0.0
         self._timers: list[tuple[float, int, _Timer]] = []
         self._sequence = itertools.count()
@@ -69,8 +69,8 @@ class VirtualClock:
         """Freeze wall time (``time.time``, ``datetime.now``) at this clock's current instant."""
         from freezegun import freeze_time
 
-        # gevent's own modules must keep real time: their internals (threadpool, hub) measure real waits.
-        self._freezer = freeze_time(self._start, ignore=["gevent"])
+        # gevent (threadpool, hub) and pytest (durations, timeouts) keep measuring real time.
+        self._freezer = freeze_time(self._start, ignore=["gevent", "_pytest"])
         self._frozen = self._freezer.start()
 
     def unfreeze(self) -> None:

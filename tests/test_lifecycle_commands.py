@@ -153,7 +153,7 @@ def test_grace_fire_alarm_is_accepted_but_nothing_fires(task, fired, virtual_clo
     assert [row["action"] for row in task.ctx.schedule.list()] == ["ping"]  # kept for the next generation
 
 
-# Finalizing and terminated -----------------------------------------------------------------------------------------------
+# Finalizing and terminated ------------------------------------------------------------------------------------------
 def test_terminated_stop_replies_ok_and_other_commands_are_refused(task, release):
     started(task)
     release.set()

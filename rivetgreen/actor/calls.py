@@ -14,7 +14,7 @@ from rivetgreen import clock
 def _capture(result: gevent.event.AsyncResult, function: Callable[..., Any], args: Sequence[Any]) -> None:
     try:
         result.set(function(*args))
-    except BaseException as error:  # noqa: BLE001 - every outcome travels back to the caller
+    except BaseException as error:  # every outcome, kill included, travels back to the caller
         result.set_exception(error)
 
 

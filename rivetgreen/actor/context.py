@@ -30,7 +30,8 @@ class ActorContext:
         self.kv = ActorKv(task.store)
         self.db = ActorDatabase(task.store.db)
         self.schedule = Schedule(task)
-        self.log = logging.LoggerAdapter(logging.getLogger(f"rivetgreen.actor.{task.name}"), {"actor_id": task.actor_id})
+        logger = logging.getLogger(f"rivetgreen.actor.{task.name}")
+        self.log = logging.LoggerAdapter(logger, {"actor_id": task.actor_id})
         self._state_change_pending = False
 
     # identity ------------------------------------------------------------------------------------------------

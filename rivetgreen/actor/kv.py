@@ -77,7 +77,9 @@ class ActorKv:
         """Delete keys in ``[start, end)``."""
         self._store.kv_delete_range(_key(start), _key(end))
 
-    def list_prefix(self, prefix: Bytes, *, reverse: bool = False, limit: int | None = None) -> list[tuple[bytes, bytes]]:
+    def list_prefix(
+        self, prefix: Bytes, *, reverse: bool = False, limit: int | None = None
+    ) -> list[tuple[bytes, bytes]]:
         """``(key, value)`` pairs whose key starts with ``prefix``, ascending unless ``reverse``."""
         start = _key(prefix)
         return self._store.kv_list_range(start, prefix_end(start), reverse=reverse, limit=limit)

@@ -117,7 +117,10 @@ class TrackedList(list):
         return [wrap(v, self._before, f"{self._path}[{start + i}]") for i, v in enumerate(values)]
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        value = self._wrap_all(value) if isinstance(index, slice) else wrap(value, self._before, f"{self._path}[{index}]")
+        if isinstance(index, slice):
+            value = self._wrap_all(value)
+        else:
+            value = wrap(value, self._before, f"{self._path}[{index}]")
         self._before()
         list.__setitem__(self, index, value)
 

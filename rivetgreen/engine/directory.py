@@ -84,4 +84,4 @@ class Directory:
 
     def _many(self, where: str, params: tuple[str, ...]) -> list[ActorRecord]:
         rows = self.db.query_values(f"SELECT actor_id, name, key, input, created_at FROM actors {where}", params)
-        return [ActorRecord(actor_id, name, parse_key(key), data, created) for actor_id, name, key, data, created in rows]
+        return [ActorRecord(row[0], row[1], parse_key(row[2]), row[3], row[4]) for row in rows]

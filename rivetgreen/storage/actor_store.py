@@ -113,7 +113,8 @@ class ActorStore:
         found: dict[bytes, bytes] = {}
         for chunk in iterate_chunks(keys, KV_CHUNK_ROWS):
             marks = ",".join("?" * len(chunk))
-            for key, value in self.db.query_values(f"SELECT key, value FROM _rivet_user_kv WHERE key IN ({marks})", chunk):
+            sql = f"SELECT key, value FROM _rivet_user_kv WHERE key IN ({marks})"
+            for key, value in self.db.query_values(sql, chunk):
                 found[bytes(key)] = value
         return [found.get(key) for key in keys]
 

@@ -35,7 +35,7 @@ class SqlBackend(Protocol):
 
 def rows_as_dicts(cursor: Any) -> list[dict[str, Any]]:
     names = [column[0] for column in cursor.description or ()]
-    return [dict(zip(names, row)) for row in cursor.fetchall()]
+    return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
 
 
 def iterate_chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:

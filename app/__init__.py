@@ -1,0 +1,1 @@
+"""The rivetgreen demo application."""
