@@ -20,9 +20,9 @@ end and the results are written as JSON to ``bench/results/core.json``.
 
 Run it from the repository root::
 
-    python bench/core_bench.py            # full run (a few minutes at most)
+    python bench/core_bench.py            # full run (one to two minutes)
     python bench/core_bench.py --quick    # ~10 s smoke run
-    python bench/core_bench.py --profile  # cProfile of phase 1a only; prints the top entries, writes nothing
+    python bench/core_bench.py --profile  # cProfile phase 1a and the wakes of phase 2; prints, writes nothing
 """
 
 from __future__ import annotations
@@ -56,6 +56,7 @@ RESULTS_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "results
 GIB = 1024**3
 FDS_PER_ACTOR_GUESS = 3  # the database file, its -wal and its -shm
 WARMUP_CALLS = 200
+PROFILE_TOP = 10
 TARGET_CALLS_PER_S = 100_000
 TARGET_WAKE_P50_MS = 2.0
 TARGET_ACTORS_PER_GIB = 100_000
@@ -265,7 +266,8 @@ def phase_calls(config: Config, notes: list[str]) -> dict[str, Any]:
         for index, (name, (subject, baseline)) in enumerate(plans.items()):
             runs, baselines = measure_pair(subject, baseline, config.repeats, started + share * (index + 1))
             note_early_stops(f"phase 1 {name}", runs + baselines, config.repeats, notes)
-            result[name] = calls_summary(runs, baselines)
+            if runs:
+                result[name] = calls_summary(runs, baselines)
             calls_made += sum(run.calls for run in runs)
         final = by_id.increment(0)
     if final != calls_made:
@@ -392,6 +394,7 @@ def phase_memory(config: Config, notes: list[str]) -> dict[str, Any]:
     return {
         "actors": awake,
         "create_and_wake_s": round(wake_seconds, 3),
+        "create_ms_mean": round(wake_seconds / woken * 1000, 3) if woken else 0.0,
         "rss_before_mib": round(rss_before / 2**20, 1),
         "rss_after_mib": round(rss_after / 2**20, 1),
         "kib_per_actor": round(per_actor / 1024, 2),
@@ -455,6 +458,7 @@ def memory_rows(memory: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         ("3  idle awake actors per GiB", f"{per_gib:>10,}", "",
          f">= {TARGET_ACTORS_PER_GIB:,}  {verdict(per_gib >= TARGET_ACTORS_PER_GIB)}"),
         ("3  open fds per awake actor", f"{memory['fds_per_actor']:>10}", "", ""),
+        ("3  create + first call of a new actor, ms", f"{memory['create_ms_mean']:>10.2f}", "mean", ""),
     ]
 
 
@@ -490,39 +494,63 @@ def write_json(results: dict[str, Any]) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Profile of phase 1a
+# Profiles (``--profile``): phase 1a, and the wake calls of phase 2
 # ---------------------------------------------------------------------------------------------------------------
-def profile_sequential(calls: int, top: int = 10) -> None:
-    """cProfile ``calls`` sequential name+key calls; print the top cumulative rivetgreen entries and top tottime."""
+def profile_calls(calls: int, top: int) -> None:
+    """cProfile ``calls`` sequential name+key calls on one awake actor."""
     notes: list[str] = []
     profiler = cProfile.Profile()
     with fresh_registry(PHASE_LIMIT_S, notes) as registry:
         handle = registry.get_or_create("counter", ["profile"])
-        handle.increment(0)
+        run_sequential(lambda: handle.increment(1), WARMUP_CALLS, PHASE_LIMIT_S)
         profiler.enable()
         run = run_sequential(lambda: handle.increment(1), calls, PHASE_LIMIT_S)
         profiler.disable()
+    print_stats(f"phase 1a: {run.calls} sequential calls in {run.seconds:.2f} s under cProfile", profiler,
+                run.calls, top)
+
+
+def profile_wakes(actors: int, top: int) -> None:
+    """cProfile one action call on each of ``actors`` sleeping actors (each call wakes its actor)."""
+    notes: list[str] = []
+    profiler = cProfile.Profile()
+    with fresh_registry(PHASE_LIMIT_S, notes) as registry:
+        ids, _ = create_sleeping_actors(registry, actors, time.perf_counter() + PHASE_LIMIT_S)
+        handles = [registry.get_for_id(actor_id) for actor_id in ids]
+        started = time.perf_counter()
+        profiler.enable()
+        for handle in handles:
+            handle.increment(1)
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    print_stats(f"phase 2: {len(handles)} wake calls in {seconds:.2f} s under cProfile", profiler, len(handles), top)
+
+
+def print_stats(title: str, profiler: cProfile.Profile, calls: int, top: int) -> None:
+    """The top cumulative entries inside rivetgreen, and the top own-time entries of everything."""
     stats = pstats.Stats(profiler).stats  # type: ignore[attr-defined]
-    print(f"cProfile of phase 1a: {run.calls} calls in {run.seconds:.2f} s under the profiler")
+    print(f"\n=== {title}")
     ours = [(key, value) for key, value in stats.items() if f"{os.sep}rivetgreen{os.sep}" in key[0]]
-    print_profile(f"top {top} cumulative, inside rivetgreen", sorted(ours, key=lambda kv: -kv[1][3])[:top], run.calls)
+    print_profile(f"top {top} cumulative, inside rivetgreen", sorted(ours, key=lambda kv: -kv[1][3])[:top], calls)
     print_profile(f"top {top} own time (tottime), everything", sorted(stats.items(), key=lambda kv: -kv[1][2])[:top],
-                  run.calls)
+                  calls)
 
 
 def print_profile(title: str, entries: list[tuple[Any, Any]], calls: int) -> None:
-    print(f"\n{title}  (per-call columns are per action call)")
-    print(f"{'ncalls':>9} {'tottime':>8} {'cumtime':>8} {'cum us/call':>11}  function")
-    for (filename, line, name), (_, ncalls, tottime, cumtime, _) in entries:
-        where = filename.split(f"{os.sep}rivetgreen{os.sep}", 1)[-1] if "rivetgreen" in filename else filename
-        print(f"{ncalls:>9} {tottime:>8.3f} {cumtime:>8.3f} {cumtime / calls * 1e6:>11.1f}  {where}:{line}({name})")
+    print(f"\n{title}  (the last two columns are per action call)")
+    print(f"{'ncalls':>8} {'tottime s':>9} {'cumtime s':>9} {'own us':>8} {'cum us':>8}  function")
+    for (filename, line, name), (ncalls, _, tottime, cumtime, _) in entries:  # primitive (non-recursive) calls
+        where = filename.split(f"{os.sep}site-packages{os.sep}", 1)[-1]
+        where = where.split(f"{os.sep}rivetgreen{os.sep}", 1)[-1]
+        print(f"{ncalls:>8} {tottime:>9.3f} {cumtime:>9.3f} {tottime / calls * 1e6:>8.1f} {cumtime / calls * 1e6:>8.1f}"
+              f"  {where}:{line}({name})")
 
 
 # ---------------------------------------------------------------------------------------------------------------
 def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a ~10 s smoke run with smaller counts")
-    parser.add_argument("--profile", action="store_true", help="only cProfile phase 1a and print the top entries")
+    parser.add_argument("--profile", action="store_true", help="only cProfile phase 1a and the wakes of phase 2")
     return parser.parse_args(argv)
 
 
@@ -530,17 +558,27 @@ def main(argv: list[str]) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("rivetgreen").setLevel(logging.WARNING)
-    if args.profile:
-        profile_sequential(QUICK.sequential_calls * 2 if args.quick else FULL.sequential_calls // 4)
-        return 0
     config = QUICK if args.quick else FULL
+    if args.profile:
+        profile_calls(config.sequential_calls // 2, PROFILE_TOP)
+        profile_wakes(config.wake_actors // 2, PROFILE_TOP)
+        return 0
+    results = run_all(config, "quick" if args.quick else "full")
+    print_table(results)
+    print(f"total {results['total_seconds']} s")
+    write_json(results)
+    return 0
+
+
+def run_all(config: Config, mode: str) -> dict[str, Any]:
+    """Every phase, memory first (see the module docstring), and the results as one JSON-ready dict."""
     notes: list[str] = []
     started = time.perf_counter()
     memory = phase_memory(config, notes)
     calls = phase_calls(config, notes)
     wake = phase_wake(config, notes)
-    results = {
-        "mode": "quick" if args.quick else "full",
+    return {
+        "mode": mode,
         "config": asdict(config),
         "env": environment(),
         "calls": calls,
@@ -554,10 +592,6 @@ def main(argv: list[str]) -> int:
         "notes": notes,
         "total_seconds": round(time.perf_counter() - started, 2),
     }
-    print_table(results)
-    print(f"total {results['total_seconds']} s")
-    write_json(results)
-    return 0
 
 
 if __name__ == "__main__":

@@ -207,6 +207,20 @@ def test_mutation_is_saved_after_the_save_interval_not_before(virtual_clock, mak
     assert stored_state(registry, actor_id)["count"] == 1
 
 
+def test_first_mutation_after_a_wake_is_throttled_too(virtual_clock, make_registry):
+    # core.md §3.2: "with no previous save the delay is the full interval".
+    registry = make_registry(make_notes())
+    handle = registry.get_or_create("notes", ["a"])
+    handle.get()
+    actor_id = handle.resolve()
+    registry.sleep(actor_id)
+    assert actor_id not in registry.engine.instances
+    handle.bump()
+    assert stored_state(registry, actor_id)["count"] == 0
+    virtual_clock.advance(1)
+    assert stored_state(registry, actor_id)["count"] == 1
+
+
 def test_throttle_counts_from_the_last_save_not_the_last_change(virtual_clock, make_registry):
     registry = make_registry(make_notes())
     handle = registry.get_or_create("notes", ["a"])

@@ -55,6 +55,11 @@ class ActorContext:
     def generation(self) -> int:
         return self._task.generation
 
+    @property
+    def input(self) -> Any:
+        """The input the actor was created with (None if none)."""
+        return self._task.input
+
     # state ---------------------------------------------------------------------------------------------------
     @property
     def state(self) -> Any:

@@ -12,7 +12,7 @@ from rivetgreen.errors import RivetError
 from rivetgreen.storage.backend import Params
 from rivetgreen.storage.local import LocalSqliteBackend, Transaction
 
-_RESERVED = re.compile(r"_rivet_", re.IGNORECASE)
+_RESERVED = re.compile(r"(?<!\w)_rivet_", re.IGNORECASE)
 DEFAULT_TRANSACTION_TIMEOUT = 60.0
 
 

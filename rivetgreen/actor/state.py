@@ -200,9 +200,11 @@ class ActorState:
         self._waiters: list[tuple[int, gevent.event.Event]] = []
 
     # the value ---------------------------------------------------------------------------------------------
-    def install(self, value: Any) -> None:
-        """Set the state without counting a mutation (startup)."""
+    def install(self, value: Any, now: float) -> None:
+        """Set the state at startup, without counting a mutation. What was just loaded or written is what is on
+        disk, so it counts as the last save for the throttle."""
         self.root = wrap(value, self._before_mutation, "state")
+        self.last_save_at = now
 
     def replace(self, value: Any) -> None:
         """``c.state = value``."""

@@ -81,6 +81,7 @@ class ActorTask:
         self.store = store
         self.placement = placement
         self.create_input = create_input
+        self.input: Any = None
         self.lifecycle = LifecycleState.LOADING
         self.options = definition.options
 
@@ -170,6 +171,9 @@ class ActorTask:
                     self._wait()
         except Exception:
             log.exception("actor task %s crashed", self)
+            self.work.refusing = True
+            gevent.killall(list(self.work.live), block=False)
+            self.store.close()
             raise
         finally:
             self.lifecycle = LifecycleState.TERMINATED
@@ -291,8 +295,8 @@ class ActorTask:
         self.inspector_token = persisted.inspector_token or self._new_inspector_token()
         self._transition(LifecycleState.STARTED)
         self.abort_event = gevent.event.Event()
-        create_input = decode(stored_input) if stored_input is not None else None
-        self._run_preamble(is_new, persisted.state, create_input)
+        self.input = decode(stored_input) if stored_input is not None else None
+        self._run_preamble(is_new, persisted.state, self.input)
         if is_new:
             self.store.write_actor_record(True, stored_input)
         self.signal_activity()
@@ -309,14 +313,16 @@ class ActorTask:
         self._call_hook("on_migrate", options.on_migrate_timeout, is_new)
         if is_new or (snapshot is None and "create_state" in hooks):
             if self.definition.has_static_state:
-                self.state.install(self.definition.static_state())
+                self.state.install(self.definition.static_state(), clock.monotonic())
             elif "create_state" in hooks:
-                self.state.install(self._call_hook("create_state", options.create_state_timeout, create_input))
+                created = self._call_hook("create_state", options.create_state_timeout, create_input)
+                self.state.install(created, clock.monotonic())
             self._call_hook("on_create", options.on_create_timeout, create_input)
             if self.state.enabled:
                 self._write_state_now()
         elif self.state.enabled:
-            self.state.install(decode(snapshot) if snapshot is not None else self.definition.static_state())
+            restored = decode(snapshot) if snapshot is not None else self.definition.static_state()
+            self.state.install(restored, clock.monotonic())
         if "create_vars" in hooks:
             self.ctx.vars = self._call_hook("create_vars", options.create_vars_timeout)
         else:
@@ -572,7 +578,12 @@ class ActorTask:
     def _drain_due_schedules(self) -> None:
         if self._alarms_suspended:
             return
-        for row in self.store.take_due_schedules(clock.now_ms()):
+        try:
+            due = self.store.take_due_schedules(clock.now_ms())
+        except errors.RivetError as error:
+            log.error("actor %s: reading due schedules failed: %s", self.actor_id, error)
+            return
+        for row in due:
             args = decode(row.args) if row.args else []
             try:
                 self.work.spawn(WorkKind.INTERNAL_KEEP_AWAKE, self._fire_schedule, row.action, args)

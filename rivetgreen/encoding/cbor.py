@@ -13,7 +13,11 @@ SCALARS = (type(None), bool, int, float, str, bytes)
 
 
 def encode(value: Any) -> bytes:
-    """Encode a user value; unsupported types raise ``encoding/invalid``."""
+    """Encode a user value; anything but plain CBOR values (see :func:`check_value`) raises ``encoding/invalid``."""
+    bad = check_value(value)
+    if bad is not None:
+        raise RivetError("encoding", "invalid", f"Value at {bad} is not a plain CBOR value (None, bool, int, float, "
+                         "str, bytes, list, dict).", {"path": bad})
     try:
         return cbor2.dumps(value)
     except (cbor2.CBOREncodeError, TypeError, ValueError) as error:
@@ -39,7 +43,7 @@ def check_value(value: Any, path: str = "") -> str | None:
         return None
     if isinstance(value, dict):
         for key, item in value.items():
-            if not isinstance(key, (str, int)):
+            if not isinstance(key, (str, int)) or isinstance(key, bool):
                 return f"{path}[{key!r}]"
             bad = check_value(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
             if bad is not None:

@@ -20,6 +20,7 @@ from rivetgreen import clock, errors
 from rivetgreen.actor.actions import perform
 from rivetgreen.actor.lifecycle import Dispatch, Start, Stop, StopReason
 from rivetgreen.actor.task import ActorTask
+from rivetgreen.engine.admission import registry_admission
 from rivetgreen.engine.directory import ActorRecord, Directory
 from rivetgreen.storage import ActorStore, LocalSqliteBackend
 
@@ -106,11 +107,14 @@ class LocalEngine:
             if instance.status is InstanceStatus.STARTING:
                 instance.ready.get()  # raises the start error
                 continue
-            if instance.status is InstanceStatus.STOPPING:
-                if instance.stop_reason is StopReason.DESTROY:
-                    raise instance.task.annotate(errors.destroying())
+            if instance.status is InstanceStatus.STOPPING and instance.stop_reason is StopReason.SLEEP:
+                # As the engine's gateway does, hold the work for the next generation instead of routing it
+                # into a generation that is going to sleep.
                 instance.stopped.wait()
                 continue
+            rejection = registry_admission(actor_id, instance.task, instance.stop_reason)
+            if rejection is not None:
+                raise instance.task.annotate(rejection)
             return instance.task
 
     def perform(self, actor_id: str, make_item: Callable[[], Dispatch], timeout: float | None = None) -> Any:
@@ -143,7 +147,7 @@ class LocalEngine:
                 definition, record.actor_id, record.key, generation, store, self, record.input, self.region
             )
             instance.task = task
-            task.spawn()
+            task.spawn().rawlink(lambda _: self._task_exited(instance))
             task.send_command(Start()).get()
         except BaseException as error:
             self.instances.pop(record.actor_id, None)
@@ -154,6 +158,15 @@ class LocalEngine:
             instance.status = InstanceStatus.ACTIVE
         instance.ready.set(instance.task)
         self._alarms_changed.set()
+
+    def _task_exited(self, instance: ActorInstance) -> None:
+        """A task that ended without a stop (it crashed) frees its slot: the next request starts a new one."""
+        if self.instances.get(instance.record.actor_id) is instance and instance.status is InstanceStatus.ACTIVE:
+            actor_id = instance.record.actor_id
+            log.error("actor %s: task ended unexpectedly; it will restart on the next request", actor_id)
+            self.instances.pop(instance.record.actor_id, None)
+            instance.stopped.set()
+            self._alarms_changed.set()
 
     def _actor_path(self, actor_id: str) -> str:
         return os.path.join(self.data_dir, "actors", f"{actor_id}.sqlite")

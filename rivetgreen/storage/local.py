@@ -36,7 +36,9 @@ class LocalSqliteBackend:
     def __init__(self, path: str, *, offload: bool = True) -> None:
         self.path = path
         self._offload = offload
-        self._lock = gevent.lock.RLock()
+        self._gate = gevent.lock.Semaphore(1)
+        self._owner: Any = None
+        self._depth = 0
         self._waiting = 0
         self._connection: sqlite3.Connection | None = None
         directory = os.path.dirname(path)
@@ -105,7 +107,7 @@ class LocalSqliteBackend:
             db.execute("COMMIT")
 
     def close(self) -> None:
-        with self._lock:
+        with self._locked():
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
@@ -117,20 +119,29 @@ class LocalSqliteBackend:
     # internals -------------------------------------------------------------------------------------------
     @contextmanager
     def _locked(self) -> Iterator[None]:
-        if self._lock.locked() and not self._lock._is_owned():
-            if self._waiting >= MAX_QUEUED_OPERATIONS:
-                raise sqlite_error("transaction_queue_full", "Too many operations are waiting for the database.")
-            self._waiting += 1
-            try:
-                self._lock.acquire()
-            finally:
-                self._waiting -= 1
+        """Hold the connection; re-entrant for the greenlet that holds it (so a transaction can call helpers)."""
+        current = gevent.getcurrent()
+        if self._owner is current:
+            self._depth += 1
         else:
-            self._lock.acquire()
+            if self._owner is not None:
+                if self._waiting >= MAX_QUEUED_OPERATIONS:
+                    raise sqlite_error("transaction_queue_full", "Too many operations are waiting for the database.")
+                self._waiting += 1
+                try:
+                    self._gate.acquire()
+                finally:
+                    self._waiting -= 1
+            else:
+                self._gate.acquire()
+            self._owner, self._depth = current, 1
         try:
             yield
         finally:
-            self._lock.release()
+            self._depth -= 1
+            if self._depth == 0:
+                self._owner = None
+                self._gate.release()
 
     def _connection_or_raise(self) -> sqlite3.Connection:
         if self._connection is None:
@@ -139,12 +150,17 @@ class LocalSqliteBackend:
 
     def _run(self, operation: Callable[[sqlite3.Connection], T], offload: bool) -> T:
         db = self._connection_or_raise()
+        in_transaction_before = db.in_transaction
         try:
             if offload and self._offload:
                 with clock.background_job():
                     return gevent.get_hub().threadpool.apply(operation, (db,))
             return operation(db)
         except sqlite3.Error as error:
+            if db.in_transaction and not in_transaction_before:
+                # A failed script that opened its own transaction (BEGIN; ...) must not leave it open: every
+                # later write of the actor would land in it and never commit.
+                db.execute("ROLLBACK")
             raise sqlite_error("execution_failed", str(error)) from error
 
 

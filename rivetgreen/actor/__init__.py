@@ -1,0 +1,1 @@
+"""The actor layer: definitions, the lifecycle loop, and everything ``c`` offers."""
