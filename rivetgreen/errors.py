@@ -22,6 +22,8 @@ PUBLIC_ERRORS: dict[tuple[str, str], int] = {
     ("actor", "aborted"): 400,
     ("actor", "duplicate_key"): 400,
     ("actor", "invalid_key"): 400,
+    ("actor", "invalid_request"): 400,
+    ("protocol", "unsupported_encoding"): 400,
     ("message", "incoming_too_long"): 400,
     ("message", "outgoing_too_long"): 400,
 }
@@ -113,6 +115,16 @@ def from_exception(error: BaseException) -> RivetError:
 
 def actor_error(code: str, message: str, metadata: Any = None) -> RivetError:
     return RivetError("actor", code, message, metadata)
+
+
+def invalid_request(message: str) -> RivetError:
+    """A request or message from a client that cannot be decoded (malformed bytes, bad version, bad shape)."""
+    return actor_error("invalid_request", message)
+
+
+def unsupported_encoding(encoding: object) -> RivetError:
+    return RivetError("protocol", "unsupported_encoding", f"Unsupported encoding {encoding!r}; use json, cbor or bare.",
+                      {"encoding": str(encoding)})
 
 
 def not_found(actor_id: str) -> RivetError:

@@ -41,11 +41,11 @@ def action_call(name: str, args: list[Any], params: Any = None) -> Dispatch:
     return item
 
 
-def perform(task: ActorTask, item: Dispatch, timeout: float) -> Any:
-    """Dispatch ``item`` and wait at most ``timeout`` for its reply; on timeout its greenlet is killed and the
-    caller gets ``actor/action_timed_out``."""
+def perform(task: ActorTask, item: Dispatch, timeout: float | None) -> Any:
+    """Dispatch ``item`` and wait at most ``timeout`` seconds (None: no limit) for its reply; on timeout its
+    greenlet is killed and the caller gets ``actor/action_timed_out``."""
     task.dispatch(item)
-    if not clock.wait(item.reply.waitable, clock.monotonic() + timeout):
+    if not clock.wait_timeout(item.reply.waitable, timeout):
         if item.greenlet is not None:
             item.greenlet.kill(block=False)
         raise task.annotate(errors.action_timed_out())

@@ -18,6 +18,7 @@ from rivetgreen.actor.work import WorkGreenlet, WorkKind
 
 if TYPE_CHECKING:
     from rivetgreen.actor.connection import Conn
+    from rivetgreen.actor.queue import ActorQueue
     from rivetgreen.actor.task import ActorTask
 
 
@@ -116,6 +117,11 @@ class ActorContext:
             self._task.definition.hooks["on_state_change"](self, self._task.state.root)
         except Exception:
             self.log.exception("on_state_change failed")
+
+    @property
+    def queue(self) -> ActorQueue:
+        """The actor's durable message queue."""
+        return self._task.queue
 
     # connections and events ----------------------------------------------------------------------------------
     @property

@@ -108,3 +108,4 @@ class Dispatch:
     conn: Any = None
     reply: Reply = field(default_factory=Reply)
     greenlet: Any = None  # the work greenlet serving it, once spawned
+    task: Any = None  # the ActorTask it was given to

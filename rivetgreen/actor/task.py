@@ -35,6 +35,7 @@ from rivetgreen.actor.lifecycle import (
     Stop,
     StopReason,
 )
+from rivetgreen.actor.queue import ActorQueue
 from rivetgreen.actor.state import ActorState
 from rivetgreen.actor.work import WorkKind, WorkRefused, WorkRegistry
 from rivetgreen.encoding.cbor import decode
@@ -110,6 +111,7 @@ class ActorTask:
 
         self.work = WorkRegistry(self._work_changed)
         self.conns = ConnectionManager(self)
+        self.queue = ActorQueue(self)
         self.state = ActorState(
             definition.has_state, self.options.state_save_interval, self._before_state_mutation, self._save_requested
         )
@@ -139,6 +141,7 @@ class ActorTask:
 
     def dispatch(self, item: Dispatch) -> None:
         """Queue client work. Refused at once when the actor can no longer run it."""
+        item.task = self
         rejection = self.dispatch_rejection()
         if rejection is not None and self.lifecycle is not LifecycleState.LOADING:
             item.reply.fail(self.annotate(rejection))
@@ -488,6 +491,7 @@ class ActorTask:
         self._transition(LifecycleState.SLEEP_GRACE if reason is StopReason.SLEEP else LifecycleState.DESTROY_GRACE)
         self._sleep_deadline = None
         self.abort_event.set()
+        self.queue.notify()  # receivers waiting on the queue end with actor/aborted
         self._grace_deadline = clock.monotonic() + self.options.sleep_grace_period
         for conn in list(self.conns.conns.values()):
             self.work.spawn(WorkKind.SHUTDOWN_HOOK, self.conns.disconnect, conn, "actor stopping")
@@ -542,6 +546,7 @@ class ActorTask:
             outcome = error
         finally:
             self.state.fail_waiters()
+            self.queue.drop_waiters()
             self.store.close()
         self._transition(LifecycleState.TERMINATED)
         if outcome is None:

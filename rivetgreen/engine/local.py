@@ -30,6 +30,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("rivetgreen.engine")
 
 MAX_DISPATCH_ATTEMPTS = 3
+ACTION_TIMEOUT: Any = object()  # perform()'s default: the actor's action_timeout
 # Refusals that mean "this generation is going away", not "this request is wrong".
 RETRYABLE_REJECTIONS = {"stopping", "not_ready", "dropped_reply"}
 
@@ -117,19 +118,20 @@ class LocalEngine:
                 raise instance.task.annotate(rejection)
             return instance.task
 
-    def perform(self, actor_id: str, make_item: Callable[[], Dispatch], timeout: float | None = None) -> Any:
-        """Run client work on the actor, waking it if needed. Work the actor refused before running it (it was
-        falling asleep) is retried on the next generation."""
-        for _ in range(MAX_DISPATCH_ATTEMPTS - 1):
+    def perform(self, actor_id: str, make_item: Callable[[], Dispatch], timeout: Any = ACTION_TIMEOUT) -> Any:
+        """Run client work on the actor, waking it if needed, and wait for its reply: at most the actor's
+        ``action_timeout`` unless ``timeout`` says otherwise (None: no limit). Work the actor refused before
+        running it (it was falling asleep) is retried on the next generation."""
+        for attempt in range(MAX_DISPATCH_ATTEMPTS):
             task = self.running_task(actor_id)
             item = make_item()
             try:
-                return perform(task, item, task.options.action_timeout if timeout is None else timeout)
+                return perform(task, item, task.options.action_timeout if timeout is ACTION_TIMEOUT else timeout)
             except errors.RivetError as error:
-                if item.greenlet is not None or task.destroy_requested or error.code not in RETRYABLE_REJECTIONS:
+                retryable = item.greenlet is None and not task.destroy_requested and error.code in RETRYABLE_REJECTIONS
+                if not retryable or attempt == MAX_DISPATCH_ATTEMPTS - 1:
                     raise
-        task = self.running_task(actor_id)
-        return perform(task, make_item(), task.options.action_timeout if timeout is None else timeout)
+        raise AssertionError("unreachable")
 
     def _start(self, record: ActorRecord) -> ActorInstance:
         instance = ActorInstance(record)

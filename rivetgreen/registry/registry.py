@@ -57,6 +57,18 @@ class Registry:
         """Destroy an actor and its data; its id is ``actor/not_found`` afterwards."""
         self.engine.destroy(actor_id)
 
+    def flask_app(self, name: str = "rivetgreen") -> Any:
+        """A new Flask app serving these actors to RivetKit clients (see ``rivetgreen.server``)."""
+        from rivetgreen.server import create_app  # the server sits above the registry; imported on demand
+
+        return create_app(self, name)
+
+    def init_app(self, app: Any) -> Any:
+        """Serve these actors from an existing Flask app (Flask extension convention)."""
+        from rivetgreen.server import init_app
+
+        return init_app(app, self)
+
     def shutdown(self) -> None:
         """Put every running actor to sleep and close storage. The registry cannot be used afterwards."""
         self.engine.shutdown()

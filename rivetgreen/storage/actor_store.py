@@ -108,6 +108,35 @@ class ActorStore:
             tx.execute("DELETE FROM _rivet_schedule_events WHERE trigger_at <= ? AND kind = 0", (now_ms,))
         return [ScheduleRow(r["event_id"], r["trigger_at"], r["action"], r["args"]) for r in rows]
 
+    # queue --------------------------------------------------------------------------------------------------
+    def queue_insert(self, name: str, body: bytes, created_at: int) -> int:
+        """Append a message; its id and the next id are written together. Returns the id."""
+        with self.db.transaction() as tx:
+            next_id = tx.query("SELECT queue_next_id FROM _rivet_runtime WHERE id = 1")[0]["queue_next_id"]
+            tx.execute(
+                "INSERT INTO _rivet_queue (id, name, body, created_at) VALUES (?, ?, ?, ?)",
+                (next_id, name, body, created_at),
+            )
+            tx.execute("UPDATE _rivet_runtime SET queue_next_id = ? WHERE id = 1", (next_id + 1,))
+        return next_id
+
+    def queue_peek(self, names: Sequence[str] | None, count: int, exclude: Sequence[int] = ()) -> list[QueueRow]:
+        """The first ``count`` messages (by id) matching ``names``, skipping the ids in ``exclude``."""
+        where, params = _queue_filter(names, exclude)
+        rows = self.db.query_values(
+            f"SELECT id, name, body, created_at FROM _rivet_queue{where} ORDER BY id LIMIT ?", [*params, count]
+        )
+        return [QueueRow(*row) for row in rows]
+
+    def queue_delete(self, ids: Sequence[int]) -> None:
+        self.db.execute_batch([("DELETE FROM _rivet_queue WHERE id = ?", (message_id,)) for message_id in ids])
+
+    def queue_size(self) -> int:
+        return self.db.query_values("SELECT COUNT(*) FROM _rivet_queue")[0][0]
+
+    def queue_reset(self) -> None:
+        self.db.execute("DELETE FROM _rivet_queue")
+
     # user KV ------------------------------------------------------------------------------------------------
     def kv_get_many(self, keys: Sequence[bytes]) -> list[bytes | None]:
         found: dict[bytes, bytes] = {}
@@ -159,3 +188,22 @@ def _write_chunks(entries: Sequence[tuple[bytes, bytes]]) -> list[list[tuple[byt
         size += entry_size
     return [chunk for chunk in chunks if chunk]
 
+
+
+@dataclass(frozen=True)
+class QueueRow:
+    id: int
+    name: str
+    body: bytes
+    created_at: int  # milliseconds since the epoch
+
+
+def _queue_filter(names: Sequence[str] | None, exclude: Sequence[int]) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if names is not None:
+        clauses.append(f"name IN ({','.join('?' * len(names))})")
+        params.extend(names)
+    if exclude:
+        clauses.append(f"id NOT IN ({','.join('?' * len(exclude))})")
+        params.extend(exclude)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params

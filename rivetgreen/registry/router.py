@@ -1,0 +1,426 @@
+"""``ActorRouter``: the routes every actor serves behind the gateway (core.md §7.3-7.4), transport-neutral.
+
+HTTP: ``POST /action/{name}``, ``POST /queue/{name}``, ``/request/...`` (raw, to ``on_request``), ``GET /health``,
+``GET /metadata``, ``GET /``. WebSocket: ``/connect`` (the actor-connect protocol) and ``/websocket/...`` (raw, to
+``on_websocket``). The Flask host (and later the Rivet Engine host) turns its requests into :class:`Request` and
+its sockets into :class:`WebSocket` and calls in here.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import unquote
+
+import gevent
+
+from rivetgreen import __version__, errors
+from rivetgreen.actor.actions import action_call, connection_action, open_connection
+from rivetgreen.actor.lifecycle import Dispatch
+from rivetgreen.actor.work import WorkKind
+from rivetgreen.encoding import client_protocol as protocol
+from rivetgreen.encoding.actor_key import serialize_key
+from rivetgreen.errors import RivetError
+from rivetgreen.http import Request, Response, as_response
+
+if TYPE_CHECKING:
+    from rivetgreen.actor.task import ActorTask
+    from rivetgreen.engine.local import LocalEngine
+
+log = logging.getLogger("rivetgreen.router")
+
+# Framework route status codes (core.md §5.3); everything else is 500.
+FRAMEWORK_STATUS = {
+    ("auth", "forbidden"): 403,
+    ("actor", "action_not_found"): 404,
+    ("actor", "not_found"): 404,
+    ("actor", "action_timed_out"): 408,
+    ("actor", "invalid_request"): 400,
+    ("actor", "invalid_key"): 400,
+    ("actor", "method_not_allowed"): 405,
+    ("message", "incoming_too_long"): 400,
+    ("message", "outgoing_too_long"): 400,
+    ("protocol", "unsupported_encoding"): 400,
+}
+
+
+def framework_status(error: RivetError) -> int:
+    if error.group == "queue":
+        return 400
+    return FRAMEWORK_STATUS.get((error.group, error.code), 500)
+
+
+def invalid_request(message: str) -> RivetError:
+    return RivetError("actor", "invalid_request", message)
+
+
+class WebSocket(Protocol):
+    """What the router needs from a server-side WebSocket."""
+
+    offered_subprotocols: list[str]
+
+    def send(self, data: str | bytes) -> None: ...
+
+    def receive(self) -> str | bytes | None:
+        """The next message; None once the socket is closed."""
+
+    def close(self, code: int = 1000, reason: str = "") -> None: ...
+
+
+class ActorRouter:
+    """Serves the per-actor routes of every actor placed by ``engine``."""
+
+    def __init__(self, engine: LocalEngine) -> None:
+        self.engine = engine
+
+    # HTTP ----------------------------------------------------------------------------------------------------
+    def handle_http(self, actor_id: str, request: Request) -> Response:
+        """Answer one HTTP request addressed to actor ``actor_id`` (``request.path`` is actor-relative)."""
+        path = request.path
+        encoding = request.headers.get("x-rivet-encoding", "json")
+        served: list[Dispatch] = []
+        try:
+            if path == "/request" or path.startswith("/request/"):
+                response = self._raw_request(actor_id, request, served)
+            elif path.startswith("/action/"):
+                response = self._action(actor_id, unquote(path[len("/action/"):]), request, encoding, served)
+            elif path.startswith("/queue/"):
+                response = self._queue_send(actor_id, unquote(path[len("/queue/"):]), request, encoding, served)
+            else:
+                response = self._framework_route(actor_id, request)
+        except RivetError as error:
+            response = self._error_response(error, encoding if encoding in protocol.ENCODINGS else "json")
+        except Exception as error:  # a bug here must still answer the client
+            log.exception("actor %s: %s %s failed", actor_id, request.method, path)
+            response = self._error_response(errors.from_exception(error), "json")
+        if served and served[-1].task is not None:
+            self._add_actor_headers(response, served[-1].task)
+        return response
+
+    def _action(self, actor_id: str, name: str, request: Request, encoding: str, served: list[Dispatch]) -> Response:
+        self._require_method(request, "POST")
+        options = self._options(actor_id)
+        self._check_incoming_size(request.body, options.max_incoming_message_size)
+        args = protocol.decode_action_request(encoding, request.body)
+        params = conn_params_from_header(request.headers.get("x-rivet-conn-params"))
+        output = self._perform(actor_id, lambda: action_call(name, args, params), served)
+        body = protocol.encode_action_response(encoding, output)
+        self._check_outgoing_size(body, options.max_outgoing_message_size)
+        return Response(body, headers={"content-type": protocol.content_type(encoding)})
+
+    def _queue_send(
+        self, actor_id: str, name: str, request: Request, encoding: str, served: list[Dispatch]
+    ) -> Response:
+        self._require_method(request, "POST")
+        options = self._options(actor_id)
+        self._check_incoming_size(request.body, options.max_incoming_message_size)
+        message = protocol.decode_queue_send_request(encoding, request.body)
+        params = conn_params_from_header(request.headers.get("x-rivet-conn-params"))
+        timeout = None if message.timeout_ms is None else message.timeout_ms / 1000
+
+        def make_item() -> Dispatch:
+            def handle(task: ActorTask) -> None:
+                conn = task.conns.connect(params)
+                gevent.getcurrent().conn = conn
+                try:
+                    item.reply.send(publish(task, name, message.body, message.wait, timeout))
+                finally:
+                    task.conns.disconnect(conn)
+
+            item = Dispatch(WorkKind.ACTION, handle)
+            return item
+
+        status, response, has_response = self._perform(actor_id, make_item, served)
+        body = protocol.encode_queue_send_response(encoding, status, response, has_response)
+        return Response(body, headers={"content-type": protocol.content_type(encoding)})
+
+    def _raw_request(self, actor_id: str, request: Request, served: list[Dispatch]) -> Response:
+        inner = Request(
+            request.method, request.path[len("/request"):] or "/", request.query, request.headers, request.body
+        )
+        params = conn_params_from_header(request.headers.get("x-rivet-conn-params"))
+
+        def make_item() -> Dispatch:
+            def handle(task: ActorTask) -> None:
+                hook = task.definition.hooks.get("on_request")
+                if hook is None:
+                    item.reply.send(Response(b"", status=404))
+                    return
+                conn = task.conns.connect(params)
+                gevent.getcurrent().conn = conn
+                try:
+                    item.reply.send(as_response(hook(task.ctx, inner)))
+                finally:
+                    task.conns.disconnect(conn)
+
+            item = Dispatch(WorkKind.HTTP_REQUEST, handle)
+            return item
+
+        return self._perform(actor_id, make_item, served)
+
+    def _framework_route(self, actor_id: str, request: Request) -> Response:
+        routes: dict[str, Callable[[], Response]] = {
+            "/health": lambda: Response("ok", headers={"content-type": "text/plain; charset=utf-8"}),
+            "/metadata": lambda: _json_response({"runtime": "rivetkit", "version": __version__, "type": "local"}),
+            "/": lambda: Response("This is a rivetgreen actor.", headers={"content-type": "text/plain"}),
+        }
+        route = routes.get(request.path)
+        if route is None:
+            raise errors.actor_error("not_found", f"Route '{request.path}' was not found.", {"resource": "route"})
+        self.engine.lookup(actor_id)
+        self._require_method(request, "GET")
+        return route()
+
+    # WebSocket -----------------------------------------------------------------------------------------------
+    def handle_websocket(self, actor_id: str, path: str, query: str, headers: dict[str, str], ws: WebSocket) -> None:
+        """Serve an accepted WebSocket addressed to actor ``actor_id`` until it closes."""
+        if path == "/connect":
+            ActorConnectSession(self, actor_id, ws).run()
+        elif path == "/websocket" or path.startswith("/websocket/"):
+            serve_raw_websocket(self, actor_id, Request("GET", path[len("/websocket"):] or "/", query, headers), ws)
+        else:
+            ws.close(1011, "actor.not_found")
+
+    # helpers -------------------------------------------------------------------------------------------------
+    def _perform(self, actor_id: str, make_item: Callable[[], Dispatch], served: list[Dispatch]) -> Any:
+        def tracked() -> Dispatch:
+            item = make_item()
+            served.append(item)
+            return item
+
+        return self.engine.perform(actor_id, tracked)
+
+    def _options(self, actor_id: str) -> Any:
+        record = self.engine.lookup(actor_id)
+        return self.engine.definitions[record.name].options
+
+    @staticmethod
+    def _require_method(request: Request, method: str) -> None:
+        if request.method != method:
+            raise errors.actor_error(
+                "method_not_allowed", f"Method {request.method} is not allowed here; use {method}."
+            )
+
+    @staticmethod
+    def _check_incoming_size(body: bytes, limit: int) -> None:
+        if len(body) > limit:
+            raise RivetError("message", "incoming_too_long", f"Message is {len(body)} bytes; the limit is {limit}.")
+
+    @staticmethod
+    def _check_outgoing_size(body: bytes | str, limit: int) -> None:
+        if len(body) > limit:
+            raise RivetError("message", "outgoing_too_long", f"Response is {len(body)} bytes; the limit is {limit}.")
+
+    @staticmethod
+    def _error_response(error: RivetError, encoding: str) -> Response:
+        body = protocol.encode_http_error(encoding, error.to_client())
+        return Response(body, status=framework_status(error), headers={"content-type": protocol.content_type(encoding)})
+
+    @staticmethod
+    def _add_actor_headers(response: Response, task: ActorTask) -> None:
+        response.headers.setdefault("x-rivet-actor", task.actor_id)
+        response.headers.setdefault("x-rivet-actor-generation", str(task.generation))
+        response.headers.setdefault("x-rivet-actor-key", serialize_key(task.key))
+
+
+def publish(task: ActorTask, name: str, body: Any, wait: bool, timeout: float | None) -> tuple[str, Any, bool]:
+    """An HTTP queue send: the ``can_publish`` gate, then enqueue (and wait for completion if asked)."""
+    gate = task.definition.hooks.get("can_publish")
+    if gate is not None and gate(task.ctx, name) is not True:
+        raise RivetError("auth", "forbidden", f"Publishing to queue '{name}' is not allowed.")
+    if not wait:
+        task.queue.send(name, body)
+        return "completed", None, False
+    try:
+        return "completed", task.queue.enqueue_and_wait(name, body, timeout), True
+    except RivetError as error:
+        if error.matches("queue", "timed_out"):
+            return "timedOut", None, False
+        raise
+
+
+def conn_params_from_header(value: str | None) -> Any:
+    """Connection params travel as JSON text in ``x-rivet-conn-params``; absent means None."""
+    if value is None or value == "":
+        return None
+    try:
+        return json.loads(value)
+    except ValueError as error:
+        raise invalid_request(f"x-rivet-conn-params is not valid JSON: {error}") from error
+
+
+def conn_params_from_subprotocols(subprotocols: list[str]) -> Any:
+    for item in subprotocols:
+        if item.startswith("rivet_conn_params."):
+            try:
+                return json.loads(unquote(item[len("rivet_conn_params."):]))
+            except ValueError as error:
+                raise invalid_request(f"Connection params are not valid JSON: {error}") from error
+    return None
+
+
+def encoding_from_subprotocols(subprotocols: list[str]) -> str:
+    for item in subprotocols:
+        if item.startswith("rivet_encoding."):
+            return item[len("rivet_encoding."):]
+    return "json"
+
+
+def _json_response(value: Any) -> Response:
+    return Response(json.dumps(value), headers={"content-type": "application/json"})
+
+
+class ActorConnectSession:
+    """One ``/connect`` WebSocket: Init, then action requests and subscriptions, with events pushed back."""
+
+    def __init__(self, router: ActorRouter, actor_id: str, ws: WebSocket) -> None:
+        self.router = router
+        self.engine = router.engine
+        self.actor_id = actor_id
+        self.ws = ws
+        self.encoding = encoding_from_subprotocols(ws.offered_subprotocols)
+        self.conn: Any = None
+        self.closed = False
+        self.options: Any = None
+
+    def run(self) -> None:
+        if self.encoding not in protocol.ENCODINGS:
+            self.ws.close(1003, "actor.unsupported_websocket_encoding")
+            return
+        try:
+            self.options = self.router._options(self.actor_id)
+            params = conn_params_from_subprotocols(self.ws.offered_subprotocols)
+            transport = _ConnectTransport(self)
+            self.conn = self.engine.perform(self.actor_id, lambda: open_connection(params, transport))
+        except RivetError as error:
+            self._fail_setup(error)
+            return
+        self.send(protocol.Init(self.actor_id, self.conn.id))
+        try:
+            self._read_loop()
+        finally:
+            self.closed = True
+            if self.conn is not None:
+                self.conn.disconnect(None)
+
+    def _fail_setup(self, error: RivetError) -> None:
+        client_error = error.to_client()
+        self.send(protocol.ErrorMessage(
+            client_error["group"], client_error["code"], client_error["message"],
+            client_error.get("metadata"), None, client_error.get("actor"),
+        ))
+        self.ws.close(1011, f"{error.group}.{error.code}")
+
+    def _read_loop(self) -> None:
+        while not self.closed:
+            frame = self.ws.receive()
+            if frame is None:
+                return
+            if len(frame) > self.options.max_incoming_message_size:
+                self.ws.close(1011, "message.incoming_too_long")
+                return
+            try:
+                message = protocol.decode_to_server(self.encoding, frame)
+            except RivetError:
+                self.ws.close(1011, "actor.invalid_request")
+                return
+            if isinstance(message, protocol.ActionRequest):
+                gevent.spawn(self._serve_action, message)
+            else:
+                self._subscribe(message)
+
+    def _subscribe(self, message: protocol.SubscriptionRequest) -> None:
+        if message.subscribe:
+            self.conn.subscriptions.add(message.event_name)
+        else:
+            self.conn.subscriptions.discard(message.event_name)
+
+    def _serve_action(self, request: protocol.ActionRequest) -> None:
+        conn = self.conn
+        try:
+            output = self.engine.perform(
+                self.actor_id, lambda: connection_action(conn, request.name, request.args)
+            )
+            response = protocol.encode_to_client(self.encoding, protocol.ActionResponse(request.id, output))
+            if len(response) > self.options.max_outgoing_message_size:
+                raise RivetError("message", "outgoing_too_long", "The action's response is too large.")
+        except RivetError as error:
+            self._send_error(error, request.id)
+            return
+        except Exception as error:
+            self._send_error(errors.from_exception(error), request.id)
+            return
+        self.send_frame(response)
+
+    def _send_error(self, error: RivetError, action_id: int | None) -> None:
+        client_error = error.to_client()
+        self.send(protocol.ErrorMessage(
+            client_error["group"], client_error["code"], client_error["message"],
+            client_error.get("metadata"), action_id, client_error.get("actor"),
+        ))
+
+    def send(self, message: Any) -> None:
+        self.send_frame(protocol.encode_to_client(self.encoding, message))
+
+    def send_frame(self, frame: str | bytes) -> None:
+        if not self.closed:
+            self.ws.send(frame)
+
+
+class _ConnectTransport:
+    """The actor's side of a ``/connect`` connection: events out, close."""
+
+    def __init__(self, session: ActorConnectSession) -> None:
+        self._session = session
+
+    def send_event(self, name: str, args: list[Any]) -> None:
+        self._session.send(protocol.Event(name, args))
+
+    def close(self, reason: str | None) -> None:
+        session = self._session
+        if not session.closed:
+            session.closed = True
+            session.conn = None  # the actor already removed it
+            session.ws.close(1000, reason or "")
+
+
+def serve_raw_websocket(router: ActorRouter, actor_id: str, request: Request, ws: WebSocket) -> None:
+    """Hand a raw WebSocket to the actor's ``on_websocket(c, ws, request)``; it owns the socket until it returns.
+    The socket is a connection of the actor (it keeps it awake and is closed when the actor stops)."""
+    params = conn_params_from_subprotocols(ws.offered_subprotocols)
+
+    def make_item() -> Dispatch:
+        def handle(task: ActorTask) -> None:
+            hook = task.definition.hooks.get("on_websocket")
+            if hook is None:
+                raise errors.actor_error("not_found", "This actor has no on_websocket handler.")
+            conn = task.conns.connect(params, _RawTransport(ws))
+            gevent.getcurrent().conn = conn
+            try:
+                hook(task.ctx, ws, request)
+            finally:
+                task.conns.disconnect(conn)
+            item.reply.send(None)
+
+        item = Dispatch(WorkKind.WEBSOCKET_CALLBACK, handle)
+        return item
+
+    try:
+        router.engine.perform(actor_id, make_item, timeout=None)
+    except RivetError as error:
+        ws.close(1011, f"{error.group}.{error.code}")
+
+
+class _RawTransport:
+    """A raw WebSocket as a connection transport: no protocol events; closing closes the socket."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+
+    def send_event(self, name: str, args: list[Any]) -> None:
+        log.debug("raw websocket connections do not receive events (%s)", name)
+
+    def close(self, reason: str | None) -> None:
+        self._ws.close(1000, reason or "")
