@@ -1,10 +1,12 @@
-"""The demo actors: a counter with an event, a chat room with connection params and per-connection state."""
+"""The demo actors: a counter with an event, a chat room with connection params and per-connection state, an
+echo server with raw HTTP and WebSocket handlers, and a worker that consumes a durable queue."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
-from rivetgreen import UserError, actor
+from rivetgreen import Request, Response, UserError, actor
 
 counter = actor("counter", state={"count": 0})
 
@@ -50,7 +52,7 @@ def conn_state(c, params: dict) -> dict:
 
 
 @chat_room.action
-def send(c, text: str) -> dict:
+def post(c, text: str) -> dict:
     """Post a message as the connected user."""
     if not isinstance(text, str) or not text.strip():
         raise UserError("A message needs some text.", code="empty_message")
@@ -67,4 +69,39 @@ def history(c) -> list:
     return c.state["messages"]
 
 
-ACTORS = [counter, chat_room]
+echo = actor("echo")
+
+
+@echo.on_request
+def on_request(c, request: Request) -> Response:
+    """Raw HTTP: ``handle.fetch("/anything")`` gets a description of the request back."""
+    body = {"method": request.method, "path": request.path, "query": request.query, "body": request.text}
+    return Response(json.dumps(body), headers={"content-type": "application/json"})
+
+
+@echo.on_websocket
+def on_websocket(c, ws, request: Request) -> None:
+    """Raw WebSocket: every message comes back, text prefixed with ``echo:``."""
+    while (message := ws.receive()) is not None:
+        ws.send(f"echo:{message}" if isinstance(message, str) else message)
+
+
+worker = actor("worker", state={"done": []})
+
+
+@worker.run
+def work(c) -> None:
+    """Consume jobs; a job sent with ``wait=True`` gets its result back."""
+    for job in c.queue.iter("jobs", completable=True):
+        result = {"job": job.body, "length": len(json.dumps(job.body))}
+        c.state["done"].append(result)
+        del c.state["done"][:-20]
+        job.complete(result)
+
+
+@worker.action
+def done(c) -> list:
+    return c.state["done"]
+
+
+ACTORS = [counter, chat_room, echo, worker]

@@ -463,7 +463,12 @@ def memory_rows(memory: dict[str, Any]) -> list[tuple[str, str, str, str]]:
 
 
 def print_table(results: dict[str, Any]) -> None:
-    rows = calls_rows(results["calls"]) + wake_rows(results["wake"]) + memory_rows(results["memory"])
+    rows: list[tuple[str, str, str, str]] = []
+    for key, make_rows in (("calls", calls_rows), ("wake", wake_rows), ("memory", memory_rows)):
+        if results[key] is not None:
+            rows += make_rows(results[key])
+    if not rows:
+        rows = [("no phase finished", "", "", "")]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
     print()
     print(f"rivetgreen core bench ({results['mode']}) - python {results['env']['python']}, "
@@ -570,13 +575,29 @@ def main(argv: list[str]) -> int:
     return 0
 
 
+class PhaseHung(Exception):
+    """A phase ran far past its time limit: some call never returned."""
+
+
+def guarded(label: str, phase: Callable[[Config, list[str]], dict[str, Any]], config: Config,
+            notes: list[str]) -> dict[str, Any] | None:
+    """Run a phase under a watchdog (its limit, plus room for the bounded teardown); None if it hung."""
+    limit_s = config.phase_limit_s * 3
+    try:
+        with gevent.Timeout(limit_s, PhaseHung):
+            return phase(config, notes)
+    except PhaseHung:
+        notes.append(f"{label}: aborted by the watchdog after {limit_s:.0f} s; a call never returned")
+        return None
+
+
 def run_all(config: Config, mode: str) -> dict[str, Any]:
     """Every phase, memory first (see the module docstring), and the results as one JSON-ready dict."""
     notes: list[str] = []
     started = time.perf_counter()
-    memory = phase_memory(config, notes)
-    calls = phase_calls(config, notes)
-    wake = phase_wake(config, notes)
+    memory = guarded("phase 3 (memory)", phase_memory, config, notes)
+    calls = guarded("phase 1 (calls)", phase_calls, config, notes)
+    wake = guarded("phase 2 (wake)", phase_wake, config, notes)
     return {
         "mode": mode,
         "config": asdict(config),

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 import gevent
 
 from rivetgreen import clock, errors
+from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.lifecycle import Dispatch
 from rivetgreen.actor.work import WorkKind
 
@@ -69,4 +70,22 @@ def open_connection(params: Any, transport: Any) -> Dispatch:
         item.reply.send(task.conns.connect(params, transport))
 
     item = Dispatch(WorkKind.ACTION, handle)
+    return item
+
+
+def subscription_check(conn: Any, event_name: str) -> Dispatch:
+    """Client work that runs the ``can_subscribe(c, conn, event_name)`` gate; replies True or False."""
+
+    def handle(task: ActorTask) -> None:
+        hook = task.definition.hooks.get("can_subscribe")
+        if hook is None:
+            item.reply.send(True)
+            return
+        allowed = call_with_timeout(
+            hook, (task.ctx, conn, event_name), task.options.on_before_connect_timeout,
+            lambda: errors.callback_timed_out("can_subscribe"),
+        )
+        item.reply.send(allowed is True)
+
+    item = Dispatch(WorkKind.ACTION, handle, conn=conn)
     return item

@@ -31,6 +31,7 @@ class ActorOptions:
     max_incoming_message_size: int = 65_536
     max_outgoing_message_size: int = 1_048_576
     can_hibernate_websocket: bool = False
+    database_idle_timeout: float = 10.0
     name: str | None = None
     icon: str | None = None
 

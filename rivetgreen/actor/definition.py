@@ -15,7 +15,7 @@ MAX_NAME_LENGTH = 64
 HOOKS = (
     "create_state", "on_migrate", "on_create", "create_vars", "on_wake", "on_sleep", "on_destroy",
     "on_state_change", "on_before_connect", "create_conn_state", "on_connect", "on_disconnect",
-    "on_before_action_response", "on_request", "on_websocket", "run",
+    "on_before_action_response", "on_request", "on_websocket", "run", "can_subscribe", "can_publish",
 )
 
 _UNSET: Any = object()

@@ -13,12 +13,14 @@ if TYPE_CHECKING:
 
 def idle_sleep_blocker(task: ActorTask) -> str | None:
     """The first reason the actor must stay awake, in the reference's order; None when it may sleep."""
-    counts = task.work.counts
     if not task.lifecycle.started:
         return "not_ready"
     if task.options.no_sleep:
         return "no_sleep"
-    if counts[WorkKind.HTTP_REQUEST]:
+    counts = task.work.counts
+    if task.work.idle_blocking == 0:
+        pass  # none of the work counters below can say no
+    elif counts[WorkKind.HTTP_REQUEST]:
         return "active_http_requests"
     if counts[WorkKind.KEEP_AWAKE] or counts[WorkKind.STATE_CHANGE]:
         return "active_keep_awake"
@@ -37,7 +39,7 @@ def idle_sleep_blocker(task: ActorTask) -> str | None:
 
 def finalize_blocker(task: ActorTask, reason: StopReason | None) -> str | None:
     """What the grace still waits for; None when shutdown may finalize."""
-    if task.work.draining_grace():
+    if task.work.grace_draining:
         return "tracked_work"
     if reason is StopReason.SLEEP and task.run_handler_active:
         return "run_handler"

@@ -91,12 +91,14 @@ class ActorTask:
         self._dispatch: collections.deque[Dispatch] = collections.deque()
         self._wakeup = gevent.event.Event()
         self._activity_dirty = False
+        self._last_activity = 0.0
 
         self._grace_deadline: float | None = None
         self._sleep_deadline: float | None = None
         self._alarm_deadline: float | None = None
         self._alarms_suspended = False
         self._last_pushed_alarm: int | None = None
+        self._earliest_schedule: int | None = None  # as of the last sync_alarm
 
         self.sleep_requested = False
         self.destroy_requested = False
@@ -142,6 +144,15 @@ class ActorTask:
     def dispatch(self, item: Dispatch) -> None:
         """Queue client work. Refused at once when the actor can no longer run it."""
         item.task = self
+        if (
+            self.lifecycle is LifecycleState.STARTED
+            and not self.destroy_requested
+            and not (self._commands or self._events or self._dispatch)
+        ):
+            # Nothing outranks this item, so the loop's next turn would only spawn its work greenlet: do that now
+            # and spare the loop a wake-up (user code still runs on the work greenlet, never here).
+            self._handle_dispatch(item)
+            return
         rejection = self.dispatch_rejection()
         if rejection is not None and self.lifecycle is not LifecycleState.LOADING:
             item.reply.fail(self.annotate(rejection))
@@ -151,6 +162,9 @@ class ActorTask:
 
     def signal_activity(self) -> None:
         """Something that feeds the sleep predicates changed."""
+        self._last_activity = clock.monotonic()
+        if self._sleep_deadline is not None and self.lifecycle is LifecycleState.STARTED:
+            return  # the armed idle deadline re-checks everything when it fires (_on_idle_deadline)
         self._activity_dirty = True
         self._wakeup.set()
 
@@ -212,6 +226,10 @@ class ActorTask:
             self._sleep_deadline = None
             self._on_idle_deadline()
             return True
+        park_deadline = self._park_deadline()
+        if park_deadline is not None and now >= park_deadline:
+            self.store.park_if_idle(self.options.database_idle_timeout, now)
+            return True
         return False
 
     def _wait(self) -> None:
@@ -222,10 +240,19 @@ class ActorTask:
             return
         now = clock.monotonic()
         deadlines = [
-            d for d in (self._grace_deadline, self._save_deadline(now), self._alarm_deadline, self._sleep_deadline)
+            d for d in (
+                self._grace_deadline, self._save_deadline(now), self._alarm_deadline, self._sleep_deadline,
+                self._park_deadline(),
+            )
             if d is not None
         ]
         clock.wait(self._wakeup, min(deadlines) if deadlines else None)
+
+    def _park_deadline(self) -> float | None:
+        """When an idle awake actor releases its database connection (it reopens on the next statement)."""
+        if self.lifecycle is not LifecycleState.STARTED or not self.options.database_idle_timeout:
+            return None
+        return self.store.park_deadline(self.options.database_idle_timeout)
 
     def _save_deadline(self, now: float) -> float | None:
         if self.lifecycle not in (LifecycleState.STARTED, LifecycleState.SLEEP_GRACE):
@@ -442,15 +469,19 @@ class ActorTask:
 
     def _rearm_sleep_deadline(self) -> None:
         if sleep.idle_sleep_blocker(self) is None:
-            self._sleep_deadline = clock.monotonic() + self.options.sleep_timeout
+            self._sleep_deadline = self._last_activity + self.options.sleep_timeout
         else:
             self._sleep_deadline = None
 
     def _on_idle_deadline(self) -> None:
+        # Activity does not move an armed deadline (that would wake the loop on every call); it is checked here.
         blocker = sleep.idle_sleep_blocker(self)
         if blocker is not None:
             log.debug("actor %s: idle deadline elapsed but actor stayed awake (%s)", self.actor_id, blocker)
-            self._rearm_sleep_deadline()
+            return  # disarmed: the activity that removes the blocker arms it again
+        idle_until = self._last_activity + self.options.sleep_timeout
+        if clock.monotonic() < idle_until:
+            self._sleep_deadline = idle_until
             return
         try:
             self.request_sleep()
@@ -540,7 +571,7 @@ class ActorTask:
             if self._deadline_reached:
                 self.work.kill_at_deadline()
             self.work.join_all()
-            self._push_alarm(None if reason is StopReason.DESTROY else self.store.earliest_trigger())
+            self._push_alarm(None if reason is StopReason.DESTROY else self._earliest_schedule)
         except Exception as error:
             log.exception("actor %s: shutdown failed", self.actor_id)
             outcome = error
@@ -608,7 +639,7 @@ class ActorTask:
 
     def sync_alarm(self) -> None:
         """Re-arm the local alarm timer and tell placement about the earliest schedule."""
-        earliest = self.store.earliest_trigger()
+        earliest = self._earliest_schedule = self.store.earliest_trigger()
         if earliest is None or self._alarms_suspended:
             self._alarm_deadline = None
         else:

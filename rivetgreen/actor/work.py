@@ -6,7 +6,6 @@ sleep/destroy grace waits for it, and whether it is killed when the grace deadli
 
 from __future__ import annotations
 
-import enum
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -25,35 +24,36 @@ class WorkPolicy:
     aborted_at_deadline: bool
 
 
-class WorkKind(enum.Enum):
-    ACTION = "action"
-    KEEP_AWAKE = "keep_awake"
-    INTERNAL_KEEP_AWAKE = "internal_keep_awake"
-    WAIT_UNTIL = "wait_until"
-    HTTP_REQUEST = "http_request"
-    WEBSOCKET_CALLBACK = "websocket_callback"
-    DISCONNECT_CALLBACK = "disconnect_callback"
-    # onSleep / onDestroy and grace-time disconnects, dispatched by the lifecycle itself.
-    SHUTDOWN_HOOK = "shutdown_hook"
-    # State-change notifications hold the user keep-awake counter (core.md §3.2).
-    STATE_CHANGE = "state_change"
+class WorkKind:
+    """A kind of tracked work and its policy. The kinds are the module constants below (identity-compared, so
+    counting by kind on the hot path costs no hashing in Python)."""
 
-    @property
-    def policy(self) -> WorkPolicy:
-        return POLICIES[self]
+    __slots__ = ("name", "policy")
+
+    def __init__(self, name: str, policy: WorkPolicy) -> None:
+        self.name = name
+        self.policy = policy
+
+    def __repr__(self) -> str:
+        return f"WorkKind.{self.name}"
 
 
-POLICIES = {
-    WorkKind.ACTION: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.KEEP_AWAKE: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.INTERNAL_KEEP_AWAKE: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=False),
-    WorkKind.WAIT_UNTIL: WorkPolicy(blocks_idle_sleep=False, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.HTTP_REQUEST: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.WEBSOCKET_CALLBACK: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.DISCONNECT_CALLBACK: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.SHUTDOWN_HOOK: WorkPolicy(blocks_idle_sleep=False, drains_grace=True, aborted_at_deadline=True),
-    WorkKind.STATE_CHANGE: WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True),
-}
+WorkKind.ACTION = WorkKind("ACTION", WorkPolicy(blocks_idle_sleep=True, drains_grace=True, aborted_at_deadline=True))
+WorkKind.KEEP_AWAKE = WorkKind("KEEP_AWAKE", WorkPolicy(True, True, True))
+WorkKind.INTERNAL_KEEP_AWAKE = WorkKind("INTERNAL_KEEP_AWAKE", WorkPolicy(True, True, False))
+WorkKind.WAIT_UNTIL = WorkKind("WAIT_UNTIL", WorkPolicy(False, True, True))
+WorkKind.HTTP_REQUEST = WorkKind("HTTP_REQUEST", WorkPolicy(True, True, True))
+WorkKind.WEBSOCKET_CALLBACK = WorkKind("WEBSOCKET_CALLBACK", WorkPolicy(True, True, True))
+WorkKind.DISCONNECT_CALLBACK = WorkKind("DISCONNECT_CALLBACK", WorkPolicy(True, True, True))
+# onSleep / onDestroy and grace-time disconnects, dispatched by the lifecycle itself.
+WorkKind.SHUTDOWN_HOOK = WorkKind("SHUTDOWN_HOOK", WorkPolicy(False, True, True))
+# State-change notifications hold the user keep-awake counter (core.md §3.2).
+WorkKind.STATE_CHANGE = WorkKind("STATE_CHANGE", WorkPolicy(True, True, True))
+
+ALL_KINDS = (
+    WorkKind.ACTION, WorkKind.KEEP_AWAKE, WorkKind.INTERNAL_KEEP_AWAKE, WorkKind.WAIT_UNTIL, WorkKind.HTTP_REQUEST,
+    WorkKind.WEBSOCKET_CALLBACK, WorkKind.DISCONNECT_CALLBACK, WorkKind.SHUTDOWN_HOOK, WorkKind.STATE_CHANGE,
+)
 
 
 class WorkGreenlet(gevent.Greenlet):
@@ -74,7 +74,9 @@ class WorkRegistry:
 
     def __init__(self, on_change: Callable[[WorkKind], None]) -> None:
         self._on_change = on_change
-        self.counts: dict[WorkKind, int] = {kind: 0 for kind in WorkKind}
+        self.counts: dict[WorkKind, int] = {kind: 0 for kind in ALL_KINDS}
+        self.idle_blocking = 0  # live work whose kind blocks idle sleep
+        self.grace_draining = 0  # live work the grace waits for
         self.live: set[WorkGreenlet] = set()
         self.refusing = False
 
@@ -83,7 +85,7 @@ class WorkRegistry:
         if self.refusing:
             raise WorkRefused(f"{kind.name.lower()} work refused: the actor is tearing down")
         greenlet = WorkGreenlet(kind, conn, function, *args)
-        self.counts[kind] += 1
+        self._count(kind, 1)
         self.live.add(greenlet)
         greenlet.rawlink(self._finished)
         greenlet.start()
@@ -93,26 +95,27 @@ class WorkRegistry:
     @contextmanager
     def region(self, kind: WorkKind) -> Iterator[None]:
         """Count the current greenlet as work of ``kind`` while the block runs."""
-        self.counts[kind] += 1
+        self._count(kind, 1)
         self._on_change(kind)
         try:
             yield
         finally:
-            self.counts[kind] -= 1
+            self._count(kind, -1)
             self._on_change(kind)
 
     def _finished(self, greenlet: WorkGreenlet) -> None:
         self.live.discard(greenlet)
-        self.counts[greenlet.kind] -= 1
+        self._count(greenlet.kind, -1)
         if greenlet.exception is not None and not isinstance(greenlet.exception, gevent.GreenletExit):
             log.debug("work greenlet %s ended with %r", greenlet.kind.name, greenlet.exception)
         self._on_change(greenlet.kind)
 
-    def blocking_idle_sleep(self) -> int:
-        return sum(n for kind, n in self.counts.items() if n and kind.policy.blocks_idle_sleep)
-
-    def draining_grace(self) -> int:
-        return sum(n for kind, n in self.counts.items() if n and kind.policy.drains_grace)
+    def _count(self, kind: WorkKind, delta: int) -> None:
+        self.counts[kind] += delta
+        if kind.policy.blocks_idle_sleep:
+            self.idle_blocking += delta
+        if kind.policy.drains_grace:
+            self.grace_draining += delta
 
     def kill_at_deadline(self) -> int:
         """Kill every live greenlet whose kind is aborted at the grace deadline; returns how many."""

@@ -20,6 +20,7 @@ from rivetgreen import clock, errors
 from rivetgreen.actor.actions import perform
 from rivetgreen.actor.lifecycle import Dispatch, Start, Stop, StopReason
 from rivetgreen.actor.task import ActorTask
+from rivetgreen.encoding.actor_key import serialize_key
 from rivetgreen.engine.admission import registry_admission
 from rivetgreen.engine.directory import ActorRecord, Directory
 from rivetgreen.storage import ActorStore, LocalSqliteBackend
@@ -31,6 +32,7 @@ log = logging.getLogger("rivetgreen.engine")
 
 MAX_DISPATCH_ATTEMPTS = 3
 ACTION_TIMEOUT: Any = object()  # perform()'s default: the actor's action_timeout
+_START_FAILED = errors.RivetError("actor", "start_failed", "The actor failed to start.")
 # Refusals that mean "this generation is going away", not "this request is wrong".
 RETRYABLE_REJECTIONS = {"stopping", "not_ready", "dropped_reply"}
 
@@ -63,6 +65,7 @@ class LocalEngine:
         os.makedirs(os.path.join(data_dir, "actors"), exist_ok=True)
         self.directory = Directory(data_dir)
         self.instances: dict[str, ActorInstance] = {}
+        self._ids_by_key: dict[tuple[str, str], ActorRecord] = {}  # name + serialized key -> record
         self._alarms = self.directory.alarms()
         self._attempted_alarms: dict[str, int] = {}
         self._alarms_changed = gevent.event.Event()
@@ -76,7 +79,13 @@ class LocalEngine:
 
     def get(self, name: str, key: list[str]) -> ActorRecord | None:
         self._definition(name)
-        return self.directory.find(name, key)
+        cache_key = (name, serialize_key(key))
+        record = self._ids_by_key.get(cache_key)
+        if record is None:
+            record = self.directory.find(name, key)
+            if record is not None:
+                self._ids_by_key[cache_key] = record
+        return record
 
     def get_or_create(self, name: str, key: list[str], create_input: bytes | None = None) -> tuple[ActorRecord, bool]:
         """The actor for ``name`` + ``key``, created if absent; also says whether it was created."""
@@ -151,15 +160,26 @@ class LocalEngine:
             instance.task = task
             task.spawn().rawlink(lambda _: self._task_exited(instance))
             task.send_command(Start()).get()
-        except BaseException as error:
-            self.instances.pop(record.actor_id, None)
-            instance.ready.set_exception(errors.from_exception(error))
-            instance.stopped.set()
+        except BaseException as error:  # every failure must release the waiters
+            self._abandon_start(instance, error)
             return
         if instance.status is InstanceStatus.STARTING:  # a stop requested during startup keeps STOPPING
             instance.status = InstanceStatus.ACTIVE
         instance.ready.set(instance.task)
         self._alarms_changed.set()
+
+    def _abandon_start(self, instance: ActorInstance, error: BaseException) -> None:
+        """A start failed: waiters get the error, the next request tries a new generation."""
+        self.instances.pop(instance.record.actor_id, None)
+        try:
+            if instance.task is not None:
+                instance.task.store.close()
+            rivet_error = errors.from_exception(error)
+        except BaseException:  # even building the error may fail (e.g. out of file descriptors)
+            rivet_error = _START_FAILED
+        finally:
+            instance.stopped.set()
+        instance.ready.set_exception(rivet_error)
 
     def _task_exited(self, instance: ActorInstance) -> None:
         """A task that ended without a stop (it crashed) frees its slot: the next request starts a new one."""
@@ -221,6 +241,9 @@ class LocalEngine:
         self._alarms_changed.set()
 
     def _remove_data(self, actor_id: str) -> None:
+        record = self.directory.get(actor_id)
+        if record is not None:
+            self._ids_by_key.pop((record.name, serialize_key(record.key)), None)
         self.directory.delete(actor_id)
         self._alarms.pop(actor_id, None)
         for suffix in ("", "-wal", "-shm"):
@@ -247,8 +270,7 @@ class LocalEngine:
         """Put every running actor to sleep (a host drain), then stop the alarm timer and close the directory."""
         if self._closed:
             return
-        for actor_id in list(self.instances):
-            self.sleep(actor_id)
+        gevent.joinall([gevent.spawn(self.sleep, actor_id) for actor_id in list(self.instances)])
         self._closed = True
         self._alarm_greenlet.kill()
         self.directory.close()

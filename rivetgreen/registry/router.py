@@ -17,7 +17,7 @@ from urllib.parse import unquote
 import gevent
 
 from rivetgreen import __version__, errors
-from rivetgreen.actor.actions import action_call, connection_action, open_connection
+from rivetgreen.actor.actions import action_call, connection_action, open_connection, subscription_check
 from rivetgreen.actor.lifecycle import Dispatch
 from rivetgreen.actor.work import WorkKind
 from rivetgreen.encoding import client_protocol as protocol
@@ -26,6 +26,8 @@ from rivetgreen.errors import RivetError
 from rivetgreen.http import Request, Response, as_response
 
 if TYPE_CHECKING:
+    from rivetgreen.actor.config import ActorOptions
+    from rivetgreen.actor.definition import ActorDefinition
     from rivetgreen.actor.task import ActorTask
     from rivetgreen.engine.local import LocalEngine
 
@@ -50,10 +52,6 @@ def framework_status(error: RivetError) -> int:
     if error.group == "queue":
         return 400
     return FRAMEWORK_STATUS.get((error.group, error.code), 500)
-
-
-def invalid_request(message: str) -> RivetError:
-    return RivetError("actor", "invalid_request", message)
 
 
 class WebSocket(Protocol):
@@ -192,9 +190,12 @@ class ActorRouter:
 
         return self.engine.perform(actor_id, tracked)
 
-    def _options(self, actor_id: str) -> Any:
-        record = self.engine.lookup(actor_id)
-        return self.engine.definitions[record.name].options
+    def definition_of(self, actor_id: str) -> ActorDefinition:
+        """The definition of an actor (``actor/not_found`` for an unknown id)."""
+        return self.engine.definitions[self.engine.lookup(actor_id).name]
+
+    def _options(self, actor_id: str) -> ActorOptions:
+        return self.definition_of(actor_id).options
 
     @staticmethod
     def _require_method(request: Request, method: str) -> None:
@@ -248,7 +249,7 @@ def conn_params_from_header(value: str | None) -> Any:
     try:
         return json.loads(value)
     except ValueError as error:
-        raise invalid_request(f"x-rivet-conn-params is not valid JSON: {error}") from error
+        raise errors.invalid_request(f"x-rivet-conn-params is not valid JSON: {error}") from error
 
 
 def conn_params_from_subprotocols(subprotocols: list[str]) -> Any:
@@ -257,7 +258,7 @@ def conn_params_from_subprotocols(subprotocols: list[str]) -> Any:
             try:
                 return json.loads(unquote(item[len("rivet_conn_params."):]))
             except ValueError as error:
-                raise invalid_request(f"Connection params are not valid JSON: {error}") from error
+                raise errors.invalid_request(f"Connection params are not valid JSON: {error}") from error
     return None
 
 
@@ -283,6 +284,7 @@ class ActorConnectSession:
         self.encoding = encoding_from_subprotocols(ws.offered_subprotocols)
         self.conn: Any = None
         self.closed = False
+        self.definition: Any = None
         self.options: Any = None
 
     def run(self) -> None:
@@ -290,7 +292,8 @@ class ActorConnectSession:
             self.ws.close(1003, "actor.unsupported_websocket_encoding")
             return
         try:
-            self.options = self.router._options(self.actor_id)
+            self.definition = self.router.definition_of(self.actor_id)
+            self.options = self.definition.options
             params = conn_params_from_subprotocols(self.ws.offered_subprotocols)
             transport = _ConnectTransport(self)
             self.conn = self.engine.perform(self.actor_id, lambda: open_connection(params, transport))
@@ -329,13 +332,26 @@ class ActorConnectSession:
             if isinstance(message, protocol.ActionRequest):
                 gevent.spawn(self._serve_action, message)
             else:
-                self._subscribe(message)
+                self._subscribe(message)  # in order: a subscription precedes the calls sent after it
 
     def _subscribe(self, message: protocol.SubscriptionRequest) -> None:
-        if message.subscribe:
-            self.conn.subscriptions.add(message.event_name)
-        else:
-            self.conn.subscriptions.discard(message.event_name)
+        conn, name = self.conn, message.event_name
+        if not message.subscribe:
+            conn.subscriptions.discard(name)  # unsubscribing is local, as in the reference
+            return
+        if "can_subscribe" not in self.definition.hooks:
+            conn.subscriptions.add(name)
+            return
+        try:
+            allowed = self.engine.perform(self.actor_id, lambda: subscription_check(conn, name))
+            if not allowed:
+                raise RivetError("auth", "forbidden", f"Subscribing to '{name}' is not allowed.", {"event": name})
+        except RivetError as error:
+            # The reference closes the socket here, but the official client then reconnects and re-subscribes
+            # at once, forever; a connection-level Error frame reports the refusal without that loop.
+            self._send_error(error, None)
+            return
+        conn.subscriptions.add(name)
 
     def _serve_action(self, request: protocol.ActionRequest) -> None:
         conn = self.conn

@@ -15,7 +15,7 @@ from urllib.parse import parse_qsl, unquote
 
 from rivetgreen.encoding.cbor import decode_wire
 from rivetgreen.encoding.json_compat import from_json_compat
-from rivetgreen.errors import RivetError
+from rivetgreen.errors import invalid_request
 
 GATEWAY_PREFIX = "/gateway/"
 KNOWN_PARAMS = {
@@ -23,10 +23,6 @@ KNOWN_PARAMS = {
     "rvt-crash-policy", "rvt-token", "rvt-skip-ready-wait",
 }
 GET_REFUSES = ("rvt-input", "rvt-region", "rvt-crash-policy", "rvt-runner", "rvt-pool")
-
-
-def gateway_error(message: str) -> RivetError:
-    return RivetError("actor", "invalid_request", message)
 
 
 @dataclass(frozen=True)
@@ -54,13 +50,13 @@ class GatewayTarget:
 def parse_gateway(path: str, raw_query: str) -> GatewayTarget:
     """Parse the part of a request URL after the host. ``path`` is percent-decoded; ``raw_query`` is not."""
     if not path.startswith(GATEWAY_PREFIX):
-        raise gateway_error(f"Not a gateway path: {path!r}.")
+        raise invalid_request(f"Not a gateway path: {path!r}.")
     segment, _, rest = path[len(GATEWAY_PREFIX):].partition("/")
     actor_path = "/" + rest
     own_parts, rvt_params = _split_query(raw_query)
     actor_query_string = "&".join(own_parts)
     if not segment:
-        raise gateway_error("The gateway path names no actor.")
+        raise invalid_request("The gateway path names no actor.")
     if rvt_params:
         return GatewayTarget(None, _actor_query(segment, rvt_params), actor_path, actor_query_string,
                              rvt_params.get("rvt-token"))
@@ -78,9 +74,9 @@ def _split_query(raw_query: str) -> tuple[list[str], dict[str, str]]:
             own.append(part)
             continue
         if key not in KNOWN_PARAMS:
-            raise gateway_error(f"Unknown gateway parameter {key!r}.")
+            raise invalid_request(f"Unknown gateway parameter {key!r}.")
         if key in rvt:
-            raise gateway_error(f"Gateway parameter {key!r} is given twice.")
+            raise invalid_request(f"Gateway parameter {key!r} is given twice.")
         rvt[key] = parse_qsl(f"v={raw_value}", keep_blank_values=True)[0][1]
     return own, rvt
 
@@ -88,11 +84,11 @@ def _split_query(raw_query: str) -> tuple[list[str], dict[str, str]]:
 def _actor_query(name: str, params: dict[str, str]) -> ActorQuery:
     method = params.get("rvt-method")
     if method not in ("get", "getOrCreate"):
-        raise gateway_error(f"rvt-method must be 'get' or 'getOrCreate', not {method!r}.")
+        raise invalid_request(f"rvt-method must be 'get' or 'getOrCreate', not {method!r}.")
     if method == "get":
         refused = [key for key in GET_REFUSES if key in params]
         if refused:
-            raise gateway_error(f"rvt-method=get does not take {', '.join(refused)}.")
+            raise invalid_request(f"rvt-method=get does not take {', '.join(refused)}.")
     raw_key = params.get("rvt-key", "")
     key = raw_key.split(",") if raw_key else []
     if "rvt-input" not in params:
@@ -106,5 +102,5 @@ def decode_input(text: str, *, urlsafe: bool) -> Any:
         padded = text + "=" * (-len(text) % 4)
         data = base64.urlsafe_b64decode(padded) if urlsafe else base64.b64decode(padded, validate=True)
     except ValueError as error:
-        raise gateway_error(f"The actor input is not valid base64: {error}") from error
+        raise invalid_request(f"The actor input is not valid base64: {error}") from error
     return from_json_compat(decode_wire(data))

@@ -45,6 +45,14 @@ class ActorStore:
     def close(self) -> None:
         self.db.close()
 
+    def park_if_idle(self, idle_for: float, now: float) -> bool:
+        """Release the database connection if it has not been used for ``idle_for`` seconds."""
+        return now - self.db.last_used >= idle_for and self.db.park()
+
+    def park_deadline(self, idle_for: float) -> float | None:
+        """When the connection may be parked (None: it already is)."""
+        return None if self.db.parked else self.db.last_used + idle_for
+
     # actor record and state -----------------------------------------------------------------------------
     def load(self) -> PersistedActor:
         actor = self.db.query_values("SELECT has_initialized, input FROM _rivet_actor WHERE id = 1")

@@ -40,15 +40,34 @@ class LocalSqliteBackend:
         self._owner: Any = None
         self._depth = 0
         self._waiting = 0
-        self._connection: sqlite3.Connection | None = None
+        self._parked = False
+        self.last_used = clock.monotonic()
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self._connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._connection.execute("PRAGMA journal_mode=WAL")
-        self._connection.execute("PRAGMA synchronous=NORMAL")
-        # Idle actors keep their connection open; keep each one's page cache small.
-        self._connection.execute("PRAGMA cache_size=-128")
+        self._connection: sqlite3.Connection | None = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=32)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA cache_size=-128")
+        return connection
+
+    def park(self) -> bool:
+        """Close the connection while nothing uses it (an open SQLite connection costs ~100-150 KiB); the next
+        statement reopens it. Returns True if it was parked."""
+        connection = self._connection
+        if connection is None or self._owner is not None or connection.in_transaction:
+            return False
+        connection.close()
+        self._connection = None
+        self._parked = True
+        return True
+
+    @property
+    def parked(self) -> bool:
+        return self._parked
 
     # SqlBackend ------------------------------------------------------------------------------------------
     def execute(self, sql: str, params: Params = (), *, offload: bool = False) -> int:
@@ -108,13 +127,10 @@ class LocalSqliteBackend:
 
     def close(self) -> None:
         with self._locked():
+            self._parked = False
             if self._connection is not None:
                 self._connection.close()
                 self._connection = None
-
-    @property
-    def closed(self) -> bool:
-        return self._connection is None
 
     # internals -------------------------------------------------------------------------------------------
     @contextmanager
@@ -144,6 +160,10 @@ class LocalSqliteBackend:
                 self._gate.release()
 
     def _connection_or_raise(self) -> sqlite3.Connection:
+        self.last_used = clock.monotonic()
+        if self._connection is None and self._parked:
+            self._connection = self._open()
+            self._parked = False
         if self._connection is None:
             raise sqlite_error("closed", "The actor's database is closed.")
         return self._connection
