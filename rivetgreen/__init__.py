@@ -7,6 +7,7 @@
 from rivetgreen.actor.connection import Conn
 from rivetgreen.actor.context import ActorContext
 from rivetgreen.actor.definition import ActorDefinition, actor
+from rivetgreen.client import Client
 from rivetgreen.errors import RivetError, UserError
 from rivetgreen.http import Request, Response
 from rivetgreen.registry import ActorHandle, LocalConnection, Registry, setup
@@ -14,6 +15,6 @@ from rivetgreen.registry import ActorHandle, LocalConnection, Registry, setup
 __version__ = "0.1.0"
 
 __all__ = [
-    "ActorContext", "ActorDefinition", "ActorHandle", "Conn", "LocalConnection", "Registry", "Request", "Response",
-    "RivetError", "UserError", "actor", "setup",
+    "ActorContext", "ActorDefinition", "ActorHandle", "Client", "Conn", "LocalConnection", "Registry", "Request",
+    "Response", "RivetError", "UserError", "actor", "setup",
 ]

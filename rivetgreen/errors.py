@@ -22,12 +22,13 @@ PUBLIC_ERRORS: dict[tuple[str, str], int] = {
     ("actor", "aborted"): 400,
     ("actor", "duplicate_key"): 400,
     ("actor", "invalid_key"): 400,
+    ("actor", "not_registered"): 400,
     ("actor", "invalid_request"): 400,
     ("protocol", "unsupported_encoding"): 400,
     ("message", "incoming_too_long"): 400,
     ("message", "outgoing_too_long"): 400,
 }
-PUBLIC_GROUPS = {"user", "schedule", "kv"}
+PUBLIC_GROUPS = {"user", "schedule", "kv", "api"}
 PUBLIC_QUEUE_CODES = {
     "full", "message_too_large", "message_invalid", "invalid_payload", "invalid_completion_payload",
     "already_completed", "previous_message_not_completed", "complete_not_configured", "timed_out",
@@ -144,7 +145,7 @@ def not_registered(name: str) -> RivetError:
 
 
 def action_not_found(name: str) -> RivetError:
-    return actor_error("action_not_found", f"Action '{name}' was not found.")
+    return actor_error("action_not_found", f"Action `{name}` not found.", {"name": name})
 
 
 def action_timed_out() -> RivetError:

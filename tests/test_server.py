@@ -133,7 +133,7 @@ def query(name: str, path: str, key: list[str], method: str = "getOrCreate", ext
         params.append(("rvt-runner", "default"))
     if key:
         params.append(("rvt-key", ",".join(key)))
-    rvt = "&".join(f"{name}={form(value)}" for name, value in params)
+    rvt = "&".join(f"{param}={form(value)}" for param, value in params)
     if method == "getOrCreate":
         rvt += "&rvt-crash-policy=sleep"
     own, _, actor_query = path.partition("?")
@@ -281,9 +281,8 @@ def test_create_then_duplicate_key_is_400_duplicate_key(client):
     duplicate = engine_error(post_actor(client, "counter", "dup"), 400, "actor", "duplicate_key")
     assert "already exists" in duplicate["message"]
     # The existing actor is untouched and still reachable by its key.
-    assert put_actor(client, "counter", "dup").get_json() == {
-        "actor": put_actor(client, "counter", "dup").get_json()["actor"], "created": False}
-    assert put_actor(client, "counter", "dup").get_json()["actor"]["actor_id"] == actor_id
+    again = put_actor(client, "counter", "dup").get_json()
+    assert again["created"] is False and again["actor"]["actor_id"] == actor_id
     # The same key under another name is a different actor.
     assert post_actor(client, "chatRoom", "dup").status_code == 200
 
@@ -307,6 +306,11 @@ def test_escaped_key_strings_round_trip(client, key, serialized):
     answer = call(client, direct(record["actor_id"], "/action/getCount"), [])
     assert output(answer) == 0
     assert answer.headers["x-rivet-actor-key"] == serialized
+    # The query form joins parts with unescaped commas and the engine splits on them, so it reaches the same actor
+    # unless a part holds a comma (client-protocol.md §11.5).
+    via_query = call(client, query("counter", "/action/getCount", key), [])
+    assert output(via_query) == 0
+    assert (via_query.headers["x-rivet-actor"] == record["actor_id"]) is not any("," in part for part in key)
 
 
 def test_unknown_actor_name(client):
@@ -641,7 +645,8 @@ def test_json_action_arguments(client, body, expected):
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
-def test_internal_errors_are_masked(client, encoding):
+def test_internal_errors_are_masked(client, encoding, monkeypatch):
+    monkeypatch.delenv("RIVET_EXPOSE_ERRORS", raising=False)
     response = call(client, query("counter", "/action/crash", ["crash"]), [], encoding)
     error = assert_error(response, 500, "core", "internal_error", encoding)
     assert error["message"] == INTERNAL_MESSAGE
@@ -660,10 +665,6 @@ def test_user_errors_keep_message_and_metadata(client, encoding):
     error = assert_error(response, 500, "user", "too_long", encoding)
     assert error["message"] == "Name too long."
     assert error["metadata"] == metadata
-
-
-def test_os_environ_does_not_expose_internal_errors():
-    assert os.environ.get("RIVET_EXPOSE_ERRORS") != "1"  # the masking tests above rely on it
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
@@ -747,7 +748,8 @@ def test_raw_request_is_exempt_from_the_message_limit(client):
     assert client.put(query("rawEcho", "/request", ["raw"]), data=b"z" * (100 * KIB)).data == b"z" * (100 * KIB)
 
 
-def test_raw_request_handler_errors_are_masked(client):
+def test_raw_request_handler_errors_are_masked(client, monkeypatch):
+    monkeypatch.delenv("RIVET_EXPOSE_ERRORS", raising=False)
     response = client.get(query("rawEcho", "/request/boom", ["raw-boom"]))
     error = assert_error(response, 500, "core", "internal_error")
     assert error["message"] == INTERNAL_MESSAGE and "metadata" not in error
@@ -871,7 +873,6 @@ class WsClient:
                 if self.ws.state is ConnectionState.REMOTE_CLOSING:
                     self._send(self.ws.send(event.response()))
                 self.close_event = event
-                self.sock.close()
                 return event
             elif isinstance(event, (TextMessage, BytesMessage)):
                 parts.append(event.data)
@@ -883,15 +884,32 @@ class WsClient:
         assert not isinstance(message, CloseConnection), (message.code, message.reason)
         return message
 
-    def expect_close(self) -> tuple[int, str, list[str | bytes]]:
-        """Read until the server closes; returns (code, reason, the messages that came before)."""
+    def expect_close(self, keep_socket: bool = False) -> tuple[int, str, list[str | bytes]]:
+        """Read until the server closes (answering its close frame); returns (code, reason, the messages that came
+        before). The TCP socket is dropped unless ``keep_socket``."""
         messages: list[str | bytes] = []
         for _ in range(100):
             message = self.receive()
             if isinstance(message, CloseConnection):
+                if not keep_socket:
+                    self.sock.close()
                 return message.code, message.reason, messages
             messages.append(message)
         raise AssertionError(f"the server did not close; got {messages[:3]!r}…")
+
+    def bytes_until_eof(self, timeout: float) -> bytes:
+        """After the close handshake: whatever else the server sends before it closes the TCP connection."""
+        self.sock.settimeout(timeout)
+        rest = bytearray()
+        try:
+            while chunk := self.sock.recv(64 * KIB):
+                rest += chunk
+        except TimeoutError:
+            raise AssertionError(f"the server kept the TCP connection open {timeout} s after the WebSocket close "
+                                 f"handshake (received {bytes(rest[:80])!r})") from None
+        finally:
+            self.sock.close()
+        return bytes(rest)
 
     def close(self) -> None:
         if self.ws.state is ConnectionState.OPEN:
@@ -1137,4 +1155,62 @@ def test_raw_websocket_echoes_rivet_and_carries_messages_over_8_mib_whole(port):
         assert ws.receive_message() == "echo:still there?"
     finally:
         ws.close()
+    assert_live_serving(port)
+
+
+def masked_frame(opcode: int, payload: bytes) -> bytes:
+    """A single client frame built by hand (wsproto will not send invalid UTF-8 in a text frame)."""
+    mask = os.urandom(4)
+    assert len(payload) < 126
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+
+
+def test_raw_websocket_text_that_is_not_utf8_closes_1007(port):
+    ws = connect(port, query("rawServer", "/websocket/", ["utf8"]))
+    ws.send("fine")
+    assert ws.receive_message() == "echo:fine"
+    ws._send(masked_frame(0x1, b"\xff\xfe"))
+    assert ws.expect_close()[:2] == (1007, "message.invalid_utf8")  # core.md §7.4
+    assert_live_serving(port)
+
+
+CLOSE_WAIT = 5.0  # seconds a correct server may take to drop the TCP connection after the close handshake
+
+
+def _client_closes_connect(port: int) -> WsClient:
+    ws = connect(port, query("counter", "/connect", ["tcp"]))
+    assert isinstance(protocol.decode_to_client("bare", ws.receive_message()), protocol.Init)
+    ws._send(ws.ws.send(CloseConnection(code=1000, reason="Disposed")))
+    assert ws.expect_close(keep_socket=True)[0] == 1000
+    return ws
+
+
+def _server_refuses_encoding(port: int) -> WsClient:
+    ws = connect(port, query("counter", "/connect", ["tcp"]), "xml")
+    assert ws.expect_close(keep_socket=True)[0] == 1003
+    return ws
+
+
+def _server_closes_on_bad_frame(port: int) -> WsClient:
+    ws = connect(port, query("counter", "/connect", ["tcp"]))
+    assert isinstance(protocol.decode_to_client("bare", ws.receive_message()), protocol.Init)
+    ws.send(b"\xff")
+    assert ws.expect_close(keep_socket=True)[:2] == (1011, "actor.invalid_request")
+    return ws
+
+
+def _client_closes_raw(port: int) -> WsClient:
+    ws = connect(port, query("rawServer", "/websocket/", ["tcp"]))
+    ws._send(ws.ws.send(CloseConnection(code=1000, reason="bye")))
+    assert ws.expect_close(keep_socket=True)[0] == 1000
+    return ws
+
+
+@pytest.mark.parametrize("scenario", [_client_closes_connect, _server_refuses_encoding, _server_closes_on_bad_frame,
+                                      _client_closes_raw], ids=lambda scenario: scenario.__name__.strip("_"))
+def test_server_drops_the_tcp_connection_after_the_close_handshake(port, scenario):
+    # RFC 6455 §5.5.1 / §7.1.1: once both close frames have been exchanged the server MUST close the TCP
+    # connection, and nothing else (say, an HTTP response) may follow on it.
+    ws = scenario(port)
+    assert ws.bytes_until_eof(CLOSE_WAIT) == b""
     assert_live_serving(port)

@@ -96,15 +96,14 @@ class WebSocket:
             sock.sendall(connection.send(request))
             accepted, leftovers = _read_handshake(sock, connection, url)
             sock.settimeout(None)
-        except ClientTimeout:
+        except BaseException as error:  # including a kill of the calling greenlet: never leak the socket
             if sock is not None:
                 sock.close()
+            if isinstance(error, (OSError, RemoteProtocolError, LocalProtocolError)) and \
+                    not isinstance(error, ClientTimeout):
+                raise client_error("connection_open_failed", f"Opening the WebSocket {url} failed: {error}",
+                                   {"url": url}) from error
             raise
-        except (OSError, RemoteProtocolError, LocalProtocolError) as error:
-            if sock is not None:
-                sock.close()
-            raise client_error("connection_open_failed", f"Opening the WebSocket {url} failed: {error}",
-                               {"url": url}) from error
         finally:
             deadline.close()
         return cls(sock, connection, accepted.subprotocol, default_timeout, leftovers)

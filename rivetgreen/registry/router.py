@@ -75,7 +75,8 @@ class ActorRouter:
 
     # HTTP ----------------------------------------------------------------------------------------------------
     def handle_http(self, actor_id: str, request: Request) -> Response:
-        """Answer one HTTP request addressed to actor ``actor_id`` (``request.path`` is actor-relative)."""
+        """Answer one HTTP request addressed to actor ``actor_id`` (``request.path`` is actor-relative and already
+        percent-decoded)."""
         path = request.path
         encoding = request.headers.get("x-rivet-encoding", "json")
         served: list[Dispatch] = []
@@ -83,9 +84,9 @@ class ActorRouter:
             if path == "/request" or path.startswith("/request/"):
                 response = self._raw_request(actor_id, request, served)
             elif path.startswith("/action/"):
-                response = self._action(actor_id, unquote(path[len("/action/"):]), request, encoding, served)
+                response = self._action(actor_id, path[len("/action/"):], request, encoding, served)
             elif path.startswith("/queue/"):
-                response = self._queue_send(actor_id, unquote(path[len("/queue/"):]), request, encoding, served)
+                response = self._queue_send(actor_id, path[len("/queue/"):], request, encoding, served)
             else:
                 response = self._framework_route(actor_id, request)
         except RivetError as error:

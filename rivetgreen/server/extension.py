@@ -55,6 +55,8 @@ class RivetHost:
         return record.actor_id
 
     def gateway_http(self, path: str) -> Response:
+        if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
+            return Response(status=204)  # a browser's CORS preflight; allow_browsers() adds the headers
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
             actor_id = self.resolve(target)
@@ -84,8 +86,7 @@ class RivetHost:
             except Exception:
                 log.exception("websocket to actor %s failed", actor_id)
                 ws.close(1011, "core.internal_error")
-        ws.close(1000, "")
-        ws.wait_closed()
+        ws.finish(request.environ)
         return _AlreadySent()
 
 

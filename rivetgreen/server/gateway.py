@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, unquote
 
+from rivetgreen.encoding.actor_key import validate_key
 from rivetgreen.encoding.cbor import decode_wire
 from rivetgreen.encoding.json_compat import from_json_compat
 from rivetgreen.errors import invalid_request
@@ -90,7 +91,7 @@ def _actor_query(name: str, params: dict[str, str]) -> ActorQuery:
         if refused:
             raise invalid_request(f"rvt-method=get does not take {', '.join(refused)}.")
     raw_key = params.get("rvt-key", "")
-    key = raw_key.split(",") if raw_key else []
+    key = validate_key(raw_key.split(",") if raw_key else [])
     if "rvt-input" not in params:
         return ActorQuery(name, method, key)
     return ActorQuery(name, method, key, decode_input(params["rvt-input"], urlsafe=True), True)

@@ -10,7 +10,8 @@ frames in order, so concurrent senders (action replies, broadcasts) never interl
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import gevent
@@ -18,11 +19,14 @@ import gevent.event
 import gevent.lock
 import gevent.queue
 import simple_websocket
+from wsproto.events import CloseConnection, Event
 
 log = logging.getLogger("rivetgreen.server")
 
 # Frames waiting for a slow client before the connection is given up.
 MAX_PENDING_FRAMES = 10_000
+# How long a closing socket waits for the client's close reply before the connection is cut.
+CLOSE_LINGER_SECONDS = 2.0
 _CLOSE = object()
 
 
@@ -32,9 +36,10 @@ class _GreenletThread:
     def __init__(self, target: Callable[[], None]) -> None:
         self._target = target
         self.name = "(_thread)"
+        self.greenlet: gevent.Greenlet | None = None
 
     def start(self) -> None:
-        gevent.spawn(self._target)
+        self.greenlet = gevent.spawn(self._target)
 
 
 class _WholeWrites:
@@ -72,6 +77,7 @@ class GreenWebSocket(simple_websocket.Server):
 
     def handshake(self) -> None:
         self.sock = _WholeWrites(self.sock)
+        self.ws.events = _named_utf8_errors(self.ws.events)
         super().handshake()
 
     def send(self, data: str | bytes) -> None:
@@ -94,9 +100,21 @@ class GreenWebSocket(simple_websocket.Server):
         """Close after every frame queued so far has been written."""
         self._outbox.put((_CLOSE, code, reason[:123]))
 
-    def wait_closed(self) -> None:
-        """Block until the close frame was written (or the connection died)."""
+    def finish(self, environ: dict[str, Any]) -> None:
+        """After the handler returned: write what is queued and the close frame, give the client a moment to
+        answer the close, then end the TCP connection (RFC 6455 §5.5.1) so the WSGI server does not read
+        WebSocket frames as a new HTTP request."""
+        self.close(1000, "")
         self._writer_done.wait()
+        reader = getattr(self.thread, "greenlet", None)
+        if reader is not None:
+            reader.join(timeout=CLOSE_LINGER_SECONDS)
+        connection = _connection_socket(environ)
+        if connection is not None:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # already gone
 
     def _write_frames(self) -> None:
         try:
@@ -112,3 +130,27 @@ class GreenWebSocket(simple_websocket.Server):
             self.connected = False
         finally:
             self._writer_done.set()
+
+
+def _named_utf8_errors(events: Callable[[], Iterator[Event]]) -> Callable[[], Iterator[Event]]:
+    """wsproto closes invalid UTF-8 text with 1007 and its own message; the reference's reason is
+    ``message.invalid_utf8`` (core.md §7.4)."""
+
+    def renamed() -> Iterator[Event]:
+        for event in events():
+            if isinstance(event, CloseConnection) and event.code == 1007:
+                event = CloseConnection(1007, "message.invalid_utf8")
+            yield event
+
+    return renamed
+
+
+def _connection_socket(environ: dict[str, Any]) -> Any:
+    """The WSGI server's own socket for this connection (simple-websocket works on a duplicate of it)."""
+    for key in ("gunicorn.socket", "werkzeug.socket"):
+        if key in environ:
+            return environ[key]
+    stream = environ.get("wsgi.input")
+    stream = getattr(stream, "rfile", stream)
+    raw = getattr(stream, "raw", None)
+    return getattr(raw, "_sock", None)
