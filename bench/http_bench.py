@@ -158,7 +158,7 @@ class Comparison:
 # Servers (each runs in its own process: ``http_bench.py --serve KIND``)
 # ---------------------------------------------------------------------------------------------------------------
 def serve_main(kind: str, data_dir: str | None, profile_path: str | None) -> None:
-    """Serve ``kind`` on a free loopback port, print ``READY <port>``, and run until SIGTERM.
+    """Serve ``kind`` on a free loopback port, print ``READY <port> <rivetgreen module path or ->``, run until SIGTERM.
 
     With ``profile_path``, SIGUSR1 starts cProfile and SIGUSR2 stops it and writes the stats there."""
     if kind == "ws-baseline":

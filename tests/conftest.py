@@ -18,6 +18,7 @@ class RecordingPlacement:
         self.sleep_requests: list[ActorTask] = []
         self.destroy_requests: list[tuple[ActorTask, str | None]] = []
         self.alarms: list[int | None] = []
+        self.held: dict = {}
 
     def request_sleep(self, task: ActorTask) -> None:
         self.sleep_requests.append(task)
@@ -27,6 +28,13 @@ class RecordingPlacement:
 
     def set_alarm(self, task: ActorTask, alarm_ms: int | None) -> None:
         self.alarms.append(alarm_ms)
+
+    def hold_connections(self, task: ActorTask, transports: dict) -> None:
+        self.held.update(transports)
+
+    def release_connections(self, task: ActorTask) -> dict:
+        held, self.held = self.held, {}
+        return held
 
 
 @pytest.fixture

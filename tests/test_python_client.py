@@ -310,19 +310,20 @@ def test_server_side_close_then_automatic_reconnect(client):
         assert next_matching(events, lambda count: count == 2, "the event after the reconnect") == 2
 
 
-def test_actor_sleep_closes_connections_and_they_come_back(bare_client, live):
+def test_connections_hibernate_while_the_actor_sleeps_and_the_next_call_wakes_it(bare_client, live):
     counter = bare_client.counter.get_or_create([unique("sleep")])
     with counter.connect() as conn:
         events, closed = gevent.queue.Queue(), gevent.queue.Queue()
         conn.on("newCount", events.put)
         conn.on_close(lambda: closed.put(True))
         assert conn.increment(4) == 4
+        connection_id = conn.connection_id
         live.registry.sleep(conn.actor_id)
-        # The close may still be on its way when sleep() returns; a call sent before the client sees it would
-        # fail like any call in flight, so wait for the client to notice first.
-        assert closed.get(timeout=WAIT) is True
-        assert conn.increment(1) == 5  # state survived; the reconnect woke the actor
+        assert conn.actor_id not in live.registry.engine.instances  # asleep, yet the socket stays open
+        assert conn.increment(1) == 5  # the frame woke the actor, which restored the connection
         assert next_matching(events, lambda count: count == 5, "the event after waking") == 5
+        assert conn.connection_id == connection_id
+        assert closed.empty()
 
 
 def test_close_before_init_is_retried_for_lifecycle_codes_and_bounded(bare_client, monkeypatch):

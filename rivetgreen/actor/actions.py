@@ -63,11 +63,11 @@ def connection_action(conn: Any, name: str, args: list[Any]) -> Dispatch:
     return item
 
 
-def open_connection(params: Any, transport: Any) -> Dispatch:
+def open_connection(params: Any, transport: Any, hibernatable: bool = False) -> Dispatch:
     """Client work that opens a long-lived connection; replies with the new ``Conn``."""
 
     def handle(task: ActorTask) -> None:
-        item.reply.send(task.conns.connect(params, transport))
+        item.reply.send(task.conns.connect(params, transport, hibernatable=hibernatable))
 
     item = Dispatch(WorkKind.ACTION, handle)
     return item

@@ -13,7 +13,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.work import WorkKind
-from rivetgreen.errors import callback_timed_out
+from rivetgreen.encoding.cbor import decode, encode
+from rivetgreen.errors import RivetError, callback_timed_out
+from rivetgreen.storage import HibernatedConnection
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
@@ -29,15 +31,35 @@ class ConnectionTransport(Protocol):
     def close(self, reason: str | None) -> None: ...
 
 
+class HibernatableTransport(ConnectionTransport, Protocol):
+    """A transport that can outlive its actor's generation (the host keeps the socket open while it sleeps)."""
+
+    @property
+    def closed(self) -> bool: ...
+
+    def hibernate(self) -> None:
+        """The actor is going to sleep; the connection object is gone until :meth:`reattach`."""
+
+    def reattach(self, conn: Conn) -> None:
+        """A new generation restored the connection as ``conn``."""
+
+
 class Conn:
     """A client connection as actor code sees it (``c.conn``, ``c.conns``)."""
 
-    def __init__(self, manager: ConnectionManager, params: Any, transport: ConnectionTransport | None) -> None:
-        self.id = str(uuid.uuid4())
+    def __init__(
+        self,
+        manager: ConnectionManager,
+        params: Any,
+        transport: ConnectionTransport | None,
+        is_hibernatable: bool = False,
+        conn_id: str | None = None,
+    ) -> None:
+        self.id = conn_id or str(uuid.uuid4())
         self.params = params
         self.state: Any = None
         self.subscriptions: set[str] = set()
-        self.is_hibernatable = False
+        self.is_hibernatable = is_hibernatable
         self.transport = transport
         self._manager = manager
 
@@ -63,12 +85,15 @@ class ConnectionManager:
         self._task = task
         self.conns: dict[str, Conn] = {}
 
-    def connect(self, params: Any, transport: ConnectionTransport | None = None) -> Conn:
-        """Run the connect hooks and register the connection; a failing hook rejects it with that error."""
+    def connect(
+        self, params: Any, transport: ConnectionTransport | None = None, *, hibernatable: bool = False
+    ) -> Conn:
+        """Run the connect hooks and register the connection; a failing hook rejects it with that error.
+        A ``hibernatable`` connection survives the actor's sleep (its transport must be a HibernatableTransport)."""
         task = self._task
         hooks = task.definition.hooks
         options = task.definition.options
-        conn = Conn(self, params, transport)
+        conn = Conn(self, params, transport, hibernatable)
         if "on_before_connect" in hooks:
             call_with_timeout(
                 hooks["on_before_connect"], (task.ctx, params), options.on_before_connect_timeout,
@@ -83,6 +108,7 @@ class ConnectionManager:
             conn.state = task.definition.static_conn_state()
         self.conns[conn.id] = conn
         task.signal_activity()
+        task.changes.changed("connections")
         if "on_connect" in hooks:
             try:
                 call_with_timeout(
@@ -120,9 +146,37 @@ class ConnectionManager:
         conn.subscriptions.clear()
         if removed:
             self._task.signal_activity()
+            self._task.changes.changed("connections")
         return removed
 
     def broadcast(self, name: str, args: list[Any]) -> None:
         for conn in list(self.conns.values()):
             if name in conn.subscriptions and conn.transport is not None:
                 conn.transport.send_event(name, args)
+
+    # hibernation (core.md §3.8) ------------------------------------------------------------------------------
+    def hibernate_all(self) -> list[tuple[HibernatedConnection, HibernatableTransport]]:
+        """Take every hibernatable connection out of this generation, without ``on_disconnect``: their records
+        and live transports. A connection whose state cannot be stored is disconnected instead."""
+        taken = []
+        for conn in [c for c in self.conns.values() if c.is_hibernatable and c.transport is not None]:
+            try:
+                record = HibernatedConnection(
+                    conn.id, encode(conn.params), encode(conn.state), encode(sorted(conn.subscriptions))
+                )
+            except RivetError as error:
+                log.error("connection %s cannot hibernate (%s); disconnecting it", conn.id, error)
+                self.disconnect(conn, "actor stopping")
+                continue
+            self.conns.pop(conn.id, None)
+            taken.append((record, conn.transport))
+        return taken
+
+    def restore(self, record: HibernatedConnection, transport: HibernatableTransport) -> Conn:
+        """Bring a hibernated connection back in a new generation (no connect hooks run again)."""
+        conn = Conn(self, decode(record.params), transport, True, record.conn_id)
+        conn.state = decode(record.state)
+        conn.subscriptions = set(decode(record.subscriptions))
+        self.conns[conn.id] = conn
+        transport.reattach(conn)
+        return conn

@@ -101,6 +101,7 @@ class ActorContext:
             raise errors.actor_error(
                 "state_mutation_reentrant", "State cannot be changed inside on_state_change."
             )
+        self._task.changes.changed("state")
         if "on_state_change" in self._task.definition.hooks and not self._state_change_pending:
             self._state_change_pending = True
             gevent.get_hub().loop.run_callback(self._notify_state_change)

@@ -177,6 +177,7 @@ class ActorQueue:
             self._delivered.update(row.id for row in rows)
         else:
             store.queue_delete([row.id for row in rows])
+            self._task.changes.changed("queue")
         return [QueueMessage(self, row, completable) for row in rows]
 
     def _wait_for_change(self, deadline: float | None) -> None:
@@ -192,6 +193,7 @@ class ActorQueue:
     # completion, notification, inspection -------------------------------------------------------------------------
     def _complete(self, message: QueueMessage, response: Any) -> None:
         self._task.store.queue_delete([message.id])
+        self._task.changes.changed("queue")
         self._delivered.discard(message.id)
         waiter = self._completions.pop(message.id, None)
         if waiter is not None:
@@ -199,6 +201,7 @@ class ActorQueue:
 
     def notify(self) -> None:
         """Wake every waiting receiver (a message arrived, or shutdown began)."""
+        self._task.changes.changed("queue")
         changed, self._changed = self._changed, gevent.event.Event()
         changed.set()
 
@@ -223,5 +226,6 @@ class ActorQueue:
     def reset(self) -> None:
         """Delete every message and drop completion waiters (inspector)."""
         self._task.store.queue_reset()
+        self._task.changes.changed("queue")
         self._delivered.clear()
         self.drop_waiters()

@@ -23,7 +23,8 @@ import gevent.event
 from rivetgreen import clock, errors
 from rivetgreen.actor import sleep
 from rivetgreen.actor.calls import call_with_timeout
-from rivetgreen.actor.connection import ConnectionManager
+from rivetgreen.actor.changes import ChangeFeed
+from rivetgreen.actor.connection import ConnectionManager, HibernatableTransport
 from rivetgreen.actor.context import ActorContext
 from rivetgreen.actor.lifecycle import (
     Dispatch,
@@ -57,6 +58,12 @@ class Placement(Protocol):
     def request_destroy(self, task: ActorTask, error: str | None) -> None: ...
 
     def set_alarm(self, task: ActorTask, alarm_ms: int | None) -> None: ...
+
+    def hold_connections(self, task: ActorTask, transports: dict[str, HibernatableTransport]) -> None:
+        """Keep these live transports (by connection id) while the actor sleeps."""
+
+    def release_connections(self, task: ActorTask) -> dict[str, HibernatableTransport]:
+        """The transports held for this actor (handed over once)."""
 
 
 class ActorTask:
@@ -111,6 +118,7 @@ class ActorTask:
         self.queue_waits = 0
         self.inspector_token: str | None = None
 
+        self.changes = ChangeFeed()
         self.work = WorkRegistry(self._work_changed)
         self.conns = ConnectionManager(self)
         self.queue = ActorQueue(self)
@@ -323,6 +331,7 @@ class ActorTask:
             stored_input = persisted.input
         self._last_pushed_alarm = persisted.last_pushed_alarm
         self.inspector_token = persisted.inspector_token or self._new_inspector_token()
+        self._restore_hibernated_connections()
         self._transition(LifecycleState.STARTED)
         self.abort_event = gevent.event.Event()
         self.input = decode(stored_input) if stored_input is not None else None
@@ -369,11 +378,16 @@ class ActorTask:
         return call_with_timeout(function, (self.ctx, *args), timeout, lambda: errors.callback_timed_out(hook))
 
     def _abandon_startup(self) -> None:
-        """A failed start leaves nothing running; storage keeps ``has_initialized`` false for a new actor."""
+        """A failed start leaves nothing running; storage keeps ``has_initialized`` false for a new actor, and
+        restored connections go back to sleep for the next attempt."""
         if self.run_greenlet is not None:
             self.run_greenlet.kill(block=False)
         self.work.refusing = True
         gevent.killall(list(self.work.live), block=False)
+        try:
+            self._hibernate_connections()
+        except Exception:
+            log.exception("actor %s: could not keep its connections after a failed start", self.actor_id)
         self.store.close()
         self._transition(LifecycleState.TERMINATED)
 
@@ -525,6 +539,8 @@ class ActorTask:
         self.queue.notify()  # receivers waiting on the queue end with actor/aborted
         self._grace_deadline = clock.monotonic() + self.options.sleep_grace_period
         for conn in list(self.conns.conns.values()):
+            if reason is StopReason.SLEEP and conn.is_hibernatable:
+                continue  # survives the sleep (core.md §1.6 step 3)
             self.work.spawn(WorkKind.SHUTDOWN_HOOK, self.conns.disconnect, conn, "actor stopping")
         hook = "on_sleep" if reason is StopReason.SLEEP else "on_destroy"
         self.work.spawn(WorkKind.SHUTDOWN_HOOK, self._graceful_cleanup, hook)
@@ -565,6 +581,8 @@ class ActorTask:
         outcome: BaseException | None = None
         try:
             self._final_save()
+            if reason is StopReason.SLEEP:
+                self._hibernate_connections()
             if self.run_greenlet is not None:
                 self.run_greenlet.kill()
             self.work.refusing = True
@@ -594,6 +612,27 @@ class ActorTask:
             log.warning("actor %s: grace deadline reached; unsaved state changes are discarded", self.actor_id)
             return
         self._write_state_now()
+
+    def _hibernate_connections(self) -> None:
+        taken = self.conns.hibernate_all()
+        if not taken:
+            return
+        self.store.write_hibernated_connections([record for record, _ in taken])
+        self.placement.hold_connections(self, {record.conn_id: transport for record, transport in taken})
+        for _, transport in taken:
+            transport.hibernate()
+
+    def _restore_hibernated_connections(self) -> None:
+        """Startup step 8: bring back stored connections whose transport is still live; drop the others."""
+        transports = self.placement.release_connections(self)
+        for record in self.store.take_hibernated_connections():
+            transport = transports.pop(record.conn_id, None)
+            if transport is None or transport.closed:
+                log.info("actor %s: connection %s went away while asleep", self.actor_id, record.conn_id)
+                continue
+            self.conns.restore(record, transport)
+        for transport in transports.values():  # held without a record (it could not be stored): end it
+            transport.close("actor.connection_lost")
 
     def _drain_after_exit(self) -> None:
         self.work.refusing = True
@@ -639,6 +678,7 @@ class ActorTask:
 
     def sync_alarm(self) -> None:
         """Re-arm the local alarm timer and tell placement about the earliest schedule."""
+        self.changes.changed("schedules")
         earliest = self._earliest_schedule = self.store.earliest_trigger()
         if earliest is None or self._alarms_suspended:
             self._alarm_deadline = None

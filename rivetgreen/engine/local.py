@@ -18,6 +18,7 @@ import gevent.event
 
 from rivetgreen import clock, errors
 from rivetgreen.actor.actions import perform
+from rivetgreen.actor.connection import HibernatableTransport
 from rivetgreen.actor.lifecycle import Dispatch, Start, Stop, StopReason
 from rivetgreen.actor.task import ActorTask
 from rivetgreen.encoding.actor_key import serialize_key
@@ -66,6 +67,7 @@ class LocalEngine:
         self.directory = Directory(data_dir)
         self.instances: dict[str, ActorInstance] = {}
         self._ids_by_key: dict[tuple[str, str], ActorRecord] = {}  # name + serialized key -> record
+        self._held: dict[str, dict[str, HibernatableTransport]] = {}  # live sockets of sleeping actors
         self._alarms = self.directory.alarms()
         self._attempted_alarms: dict[str, int] = {}
         self._alarms_changed = gevent.event.Event()
@@ -210,6 +212,20 @@ class LocalEngine:
             self._alarms[task.actor_id] = alarm_ms
         self._alarms_changed.set()
 
+    def hold_connections(self, task: ActorTask, transports: dict[str, HibernatableTransport]) -> None:
+        self._held.setdefault(task.actor_id, {}).update(transports)
+
+    def release_connections(self, task: ActorTask) -> dict[str, HibernatableTransport]:
+        return self._held.pop(task.actor_id, {})
+
+    def held_connections(self, actor_id: str) -> set[str]:
+        """Ids of the hibernated connections whose sockets are held open for a sleeping actor."""
+        return set(self._held.get(actor_id, ()))
+
+    def forget_connection(self, actor_id: str, conn_id: str) -> None:
+        """A hibernating connection's socket closed: nothing to restore for it."""
+        self._held.get(actor_id, {}).pop(conn_id, None)
+
     def _stop(self, task: ActorTask, reason: StopReason) -> gevent.event.Event:
         instance = self.instances.get(task.actor_id)
         if instance is None or instance.task is not task:
@@ -246,6 +262,8 @@ class LocalEngine:
             self._ids_by_key.pop((record.name, serialize_key(record.key)), None)
         self.directory.delete(actor_id)
         self._alarms.pop(actor_id, None)
+        for transport in self._held.pop(actor_id, {}).values():
+            transport.close("actor.destroyed")
         for suffix in ("", "-wal", "-shm"):
             path = self._actor_path(actor_id) + suffix
             if os.path.exists(path):

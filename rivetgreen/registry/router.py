@@ -16,7 +16,7 @@ from urllib.parse import unquote
 
 import gevent
 
-from rivetgreen import __version__, errors
+from rivetgreen import __version__, errors, inspector
 from rivetgreen.actor.actions import action_call, connection_action, open_connection, subscription_check
 from rivetgreen.actor.lifecycle import Dispatch
 from rivetgreen.actor.work import WorkKind
@@ -83,6 +83,8 @@ class ActorRouter:
         try:
             if path == "/request" or path.startswith("/request/"):
                 response = self._raw_request(actor_id, request, served)
+            elif path == "/inspector" or path.startswith("/inspector/"):
+                response = inspector.handle_http(self, actor_id, request)
             elif path.startswith("/action/"):
                 response = self._action(actor_id, path[len("/action/"):], request, encoding, served)
             elif path.startswith("/queue/"):
@@ -177,6 +179,8 @@ class ActorRouter:
         """Serve an accepted WebSocket addressed to actor ``actor_id`` until it closes."""
         if path == "/connect":
             ActorConnectSession(self, actor_id, ws).run()
+        elif path == "/inspector/connect":
+            inspector.serve_websocket(self, actor_id, query, ws)
         elif path == "/websocket" or path.startswith("/websocket/"):
             serve_raw_websocket(self, actor_id, Request("GET", path[len("/websocket"):] or "/", query, headers), ws)
         else:
@@ -275,7 +279,10 @@ def _json_response(value: Any) -> Response:
 
 
 class ActorConnectSession:
-    """One ``/connect`` WebSocket: Init, then action requests and subscriptions, with events pushed back."""
+    """One ``/connect`` WebSocket: Init, then action requests and subscriptions, with events pushed back.
+
+    The session outlives actor generations: when the actor sleeps, its connection hibernates (the socket stays
+    open, ``conn`` is None) and the next frame from the client wakes the actor, which reattaches it."""
 
     def __init__(self, router: ActorRouter, actor_id: str, ws: WebSocket) -> None:
         self.router = router
@@ -284,7 +291,9 @@ class ActorConnectSession:
         self.ws = ws
         self.encoding = encoding_from_subprotocols(ws.offered_subprotocols)
         self.conn: Any = None
+        self.conn_id = ""
         self.closed = False
+        self.hibernating = False
         self.definition: Any = None
         self.options: Any = None
 
@@ -297,17 +306,28 @@ class ActorConnectSession:
             self.options = self.definition.options
             params = conn_params_from_subprotocols(self.ws.offered_subprotocols)
             transport = _ConnectTransport(self)
-            self.conn = self.engine.perform(self.actor_id, lambda: open_connection(params, transport))
+            self.conn = self.engine.perform(self.actor_id, lambda: open_connection(params, transport, True))
         except RivetError as error:
             self._fail_setup(error)
             return
-        self.send(protocol.Init(self.actor_id, self.conn.id))
+        self.conn_id = self.conn.id
+        self.send(protocol.Init(self.actor_id, self.conn_id))
         try:
             self._read_loop()
         finally:
             self.closed = True
             if self.conn is not None:
                 self.conn.disconnect(None)
+            elif self.hibernating:
+                self.engine.forget_connection(self.actor_id, self.conn_id)
+
+    def live_conn(self) -> Any:
+        """The connection in the actor's current generation; a hibernated one wakes the actor first."""
+        if self.conn is None and self.hibernating:
+            self.engine.running_task(self.actor_id)  # its startup reattaches this session's connection
+        if self.conn is None:
+            raise RivetError("connection", "not_found", "The connection was not restored after the actor woke.")
+        return self.conn
 
     def _fail_setup(self, error: RivetError) -> None:
         client_error = error.to_client()
@@ -336,7 +356,11 @@ class ActorConnectSession:
                 self._subscribe(message)  # in order: a subscription precedes the calls sent after it
 
     def _subscribe(self, message: protocol.SubscriptionRequest) -> None:
-        conn, name = self.conn, message.event_name
+        try:
+            conn, name = self.live_conn(), message.event_name
+        except RivetError as error:
+            self._send_error(error, None)
+            return
         if not message.subscribe:
             conn.subscriptions.discard(name)  # unsubscribing is local, as in the reference
             return
@@ -355,10 +379,11 @@ class ActorConnectSession:
         conn.subscriptions.add(name)
 
     def _serve_action(self, request: protocol.ActionRequest) -> None:
-        conn = self.conn
         try:
+            # live_conn() is read once the actor is awake (perform wakes it first), so a hibernated connection is
+            # served by the generation that restored it.
             output = self.engine.perform(
-                self.actor_id, lambda: connection_action(conn, request.name, request.args)
+                self.actor_id, lambda: connection_action(self.live_conn(), request.name, request.args)
             )
             response = protocol.encode_to_client(self.encoding, protocol.ActionResponse(request.id, output))
             if len(response) > self.options.max_outgoing_message_size:
@@ -387,10 +412,22 @@ class ActorConnectSession:
 
 
 class _ConnectTransport:
-    """The actor's side of a ``/connect`` connection: events out, close."""
+    """The actor's side of a ``/connect`` connection: events out, close, hibernation."""
 
     def __init__(self, session: ActorConnectSession) -> None:
         self._session = session
+
+    @property
+    def closed(self) -> bool:
+        return self._session.closed
+
+    def hibernate(self) -> None:
+        self._session.conn = None
+        self._session.hibernating = True
+
+    def reattach(self, conn: Any) -> None:
+        self._session.conn = conn
+        self._session.hibernating = False
 
     def send_event(self, name: str, args: list[Any]) -> None:
         self._session.send(protocol.Event(name, args))

@@ -26,6 +26,18 @@ class PersistedActor:
 
 
 @dataclass(frozen=True)
+class HibernatedConnection:
+    """A connection that outlived its generation (core.md §6.1 ``_rivet_conns`` + ``_rivet_conn_state``)."""
+
+    conn_id: str
+    params: bytes
+    state: bytes
+    subscriptions: bytes
+    request_path: str = ""
+    request_headers: bytes = b""
+
+
+@dataclass(frozen=True)
 class ScheduleRow:
     event_id: str
     trigger_at: int  # milliseconds since the epoch
@@ -115,6 +127,42 @@ class ActorStore:
             )
             tx.execute("DELETE FROM _rivet_schedule_events WHERE trigger_at <= ? AND kind = 0", (now_ms,))
         return [ScheduleRow(r["event_id"], r["trigger_at"], r["action"], r["args"]) for r in rows]
+
+    # hibernated connections -----------------------------------------------------------------------------------
+    def write_hibernated_connections(self, connections: Sequence[HibernatedConnection]) -> None:
+        """Store the connections that survive this generation, in one transaction."""
+        statements: list[tuple[str, tuple[Any, ...]]] = []
+        for conn in connections:
+            statements.append((
+                "INSERT OR REPLACE INTO _rivet_conns (conn_id, parameters, gateway_id, request_id, request_path, "
+                "request_headers) VALUES (?, ?, ?, ?, ?, ?)",
+                (conn.conn_id, conn.params, b"", b"", conn.request_path, conn.request_headers),
+            ))
+            statements.append((
+                "INSERT OR REPLACE INTO _rivet_conn_state (conn_id, state, server_message_index, "
+                "client_message_index, subscriptions) VALUES (?, ?, 0, 0, ?)",
+                (conn.conn_id, conn.state, conn.subscriptions),
+            ))
+        if statements:
+            self.db.execute_batch(statements)
+
+    def take_hibernated_connections(self) -> list[HibernatedConnection]:
+        """Read and remove every stored connection (a new generation restores them into memory)."""
+        with self.db.transaction() as tx:
+            rows = tx.query(
+                "SELECT c.conn_id, c.parameters, s.state, s.subscriptions, c.request_path, c.request_headers "
+                "FROM _rivet_conns c JOIN _rivet_conn_state s ON s.conn_id = c.conn_id ORDER BY c.conn_id"
+            )
+            if rows:
+                tx.execute("DELETE FROM _rivet_conns")
+                tx.execute("DELETE FROM _rivet_conn_state")
+        return [
+            HibernatedConnection(
+                r["conn_id"], r["parameters"], r["state"], r["subscriptions"], r["request_path"] or "",
+                r["request_headers"] or b"",
+            )
+            for r in rows
+        ]
 
     # queue --------------------------------------------------------------------------------------------------
     def queue_insert(self, name: str, body: bytes, created_at: int) -> int:
