@@ -174,3 +174,53 @@ def test_in_process_connections_are_not_hibernatable(tmp_path):
         assert ("disconnect", "gus") in LOG
     finally:
         registry.shutdown()
+
+
+def make_echo(name: str, hibernate: bool):
+    definition = actor(name, state={"handlers": 0}, options={"can_hibernate_websocket": hibernate})
+
+    @definition.on_websocket
+    def on_websocket(c, ws, request):
+        c.state["handlers"] += 1
+        while (message := ws.receive()) is not None:
+            ws.send(f"{c.state['handlers']}:{message}")
+
+    return definition
+
+
+@pytest.fixture(scope="module")
+def echo_live(tmp_path_factory):
+    registry = rivetgreen.setup(
+        make_echo("sleepyEcho", True), make_echo("plainEcho", False),
+        data_dir=str(tmp_path_factory.mktemp("raw-hibernation")),
+    )
+    server = make_server(registry.flask_app(), "127.0.0.1", 0)
+    with Client(f"http://127.0.0.1:{server.server_port}", timeout=WAIT) as client:
+        yield registry, client
+    server.stop(timeout=5)
+    registry.shutdown()
+
+
+def test_raw_websocket_with_can_hibernate_survives_sleep_and_wakes_the_actor(echo_live):
+    registry, client = echo_live
+    handle = client.sleepyEcho.get_or_create([uuid.uuid4().hex])
+    ws = handle.websocket("/chat")
+    ws.send("one")
+    assert ws.receive(timeout=WAIT) == "1:one"
+    registry.sleep(handle.resolve())
+    assert asleep(registry, handle)
+    ws.send("two")  # wakes the actor; on_websocket runs again on the same socket
+    assert ws.receive(timeout=WAIT) == "2:two"
+    assert not ws.closed
+    ws.close()
+
+
+def test_raw_websocket_without_can_hibernate_is_closed_when_the_actor_sleeps(echo_live):
+    registry, client = echo_live
+    handle = client.plainEcho.get_or_create([uuid.uuid4().hex])
+    ws = handle.websocket("/chat")
+    ws.send("one")
+    assert ws.receive(timeout=WAIT) == "1:one"
+    registry.sleep(handle.resolve())
+    assert ws.receive(timeout=WAIT) is None
+    assert ws.closed

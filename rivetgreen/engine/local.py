@@ -66,7 +66,9 @@ class LocalEngine:
         os.makedirs(os.path.join(data_dir, "actors"), exist_ok=True)
         self.directory = Directory(data_dir)
         self.instances: dict[str, ActorInstance] = {}
+        # Directory records never change until destroy, so lookups on the request path are served from memory.
         self._ids_by_key: dict[tuple[str, str], ActorRecord] = {}  # name + serialized key -> record
+        self._records_by_id: dict[str, ActorRecord] = {}
         self._held: dict[str, dict[str, HibernatableTransport]] = {}  # live sockets of sleeping actors
         self._alarms = self.directory.alarms()
         self._attempted_alarms: dict[str, int] = {}
@@ -97,9 +99,12 @@ class LocalEngine:
         return self.create(name, key, create_input), True
 
     def lookup(self, actor_id: str) -> ActorRecord:
-        record = self.directory.get(actor_id)
+        record = self._records_by_id.get(actor_id)
         if record is None:
-            raise errors.not_found(actor_id)
+            record = self.directory.get(actor_id)
+            if record is None:
+                raise errors.not_found(actor_id)
+            self._records_by_id[actor_id] = record
         return record
 
     def _definition(self, name: str) -> ActorDefinition:
@@ -260,6 +265,7 @@ class LocalEngine:
         record = self.directory.get(actor_id)
         if record is not None:
             self._ids_by_key.pop((record.name, serialize_key(record.key)), None)
+        self._records_by_id.pop(actor_id, None)
         self.directory.delete(actor_id)
         self._alarms.pop(actor_id, None)
         for transport in self._held.pop(actor_id, {}).values():

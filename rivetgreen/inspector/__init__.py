@@ -1,10 +1,17 @@
-"""The per-actor inspector (core.md §8): token-protected HTTP routes and a live WebSocket."""
+"""The per-actor inspector (core.md §8): token-protected HTTP routes and a live WebSocket, plus the inspector web
+page the Flask host serves at ``/inspector/``.
+
+Modules: :mod:`~rivetgreen.inspector.auth` (tokens), :mod:`~rivetgreen.inspector.http_routes` (``/inspector/*``
+HTTP), :mod:`~rivetgreen.inspector.websocket` (``/inspector/connect``), :mod:`~rivetgreen.inspector.snapshot`
+(what is shown, JSON-safe), :mod:`~rivetgreen.inspector.operations` (state patch, queue writes),
+:mod:`~rivetgreen.inspector.database` (the database tab), :mod:`~rivetgreen.inspector.page` (the admin page and
+its API). The router calls the two functions below.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from rivetgreen import errors
 from rivetgreen.http import Request, Response
 
 if TYPE_CHECKING:
@@ -13,9 +20,13 @@ if TYPE_CHECKING:
 
 def handle_http(router: ActorRouter, actor_id: str, request: Request) -> Response:
     """Answer ``/inspector/...`` for one actor (``request.path`` starts with ``/inspector``)."""
-    raise errors.actor_error("not_found", "Inspector route was not found.")
+    from rivetgreen.inspector import http_routes  # imported on use: the router imports this package early
+
+    return http_routes.handle(router.engine, actor_id, request)
 
 
 def serve_websocket(router: ActorRouter, actor_id: str, query: str, ws: WebSocket) -> None:
     """Serve ``/inspector/connect`` until the socket closes."""
-    ws.close(1011, "actor.not_found")
+    from rivetgreen.inspector import websocket
+
+    websocket.serve(router.engine, actor_id, query, ws)

@@ -66,6 +66,9 @@ class WebSocket(Protocol):
 
     def close(self, code: int = 1000, reason: str = "") -> None: ...
 
+    def wait_message(self, *interrupts: Any) -> bool:
+        """Block until a message is ready (True), or the socket closed or an interrupt event was set (False)."""
+
 
 class ActorRouter:
     """Serves the per-actor routes of every actor placed by ``engine``."""
@@ -442,39 +445,106 @@ class _ConnectTransport:
 
 def serve_raw_websocket(router: ActorRouter, actor_id: str, request: Request, ws: WebSocket) -> None:
     """Hand a raw WebSocket to the actor's ``on_websocket(c, ws, request)``; it owns the socket until it returns.
-    The socket is a connection of the actor (it keeps it awake and is closed when the actor stops)."""
+
+    The socket is a connection of the actor: it keeps the actor awake and is closed when the actor stops. With
+    ``can_hibernate_websocket`` it survives the actor's sleep instead: the handler's ``receive()`` returns None so
+    it unwinds, the socket stays open, and the client's next message wakes the actor and calls the handler again.
+    """
     params = conn_params_from_subprotocols(ws.offered_subprotocols)
+    socket = RawSocket(ws)
 
     def make_item() -> Dispatch:
         def handle(task: ActorTask) -> None:
             hook = task.definition.hooks.get("on_websocket")
             if hook is None:
                 raise errors.actor_error("not_found", "This actor has no on_websocket handler.")
-            conn = task.conns.connect(params, _RawTransport(ws))
+            conn = socket.attach(task, params)
             gevent.getcurrent().conn = conn
             try:
-                hook(task.ctx, ws, request)
+                hook(task.ctx, socket, request)
             finally:
-                task.conns.disconnect(conn)
+                if not socket.hibernating:
+                    task.conns.disconnect(conn)
             item.reply.send(None)
 
         item = Dispatch(WorkKind.WEBSOCKET_CALLBACK, handle)
         return item
 
-    try:
-        router.engine.perform(actor_id, make_item, timeout=None)
-    except RivetError as error:
-        ws.close(1011, f"{error.group}.{error.code}")
+    while True:
+        try:
+            router.engine.perform(actor_id, make_item, timeout=None)
+        except RivetError as error:
+            ws.close(1011, f"{error.group}.{error.code}")
+            return
+        if not socket.hibernating:
+            return
+        if not ws.wait_message():  # asleep: the client's next message wakes the actor
+            router.engine.forget_connection(actor_id, socket.conn_id)
+            return
+
+
+class RawSocket:
+    """The WebSocket an ``on_websocket`` handler gets: ``send``, ``receive`` (None once closed, or when a
+    hibernatable socket's actor goes to sleep), ``close``."""
+
+    def __init__(self, ws: WebSocket) -> None:
+        self._ws = ws
+        self._abort: Any = None
+        self.conn_id: str | None = None
+        self.conn: Any = None
+        self.hibernating = False
+
+    def attach(self, task: ActorTask, params: Any) -> Any:
+        """The socket's connection in ``task``: restored after a hibernation, else a new one."""
+        hibernatable = task.options.can_hibernate_websocket
+        self._abort = task.abort_event if hibernatable else None
+        self.hibernating = False
+        if self.conn_id is not None and self.conn_id in task.conns.conns:
+            return task.conns.conns[self.conn_id]
+        self.conn = task.conns.connect(params, _RawTransport(self), hibernatable=hibernatable)
+        self.conn_id = self.conn.id
+        return self.conn
+
+    @property
+    def offered_subprotocols(self) -> list[str]:
+        return self._ws.offered_subprotocols
+
+    def send(self, data: str | bytes) -> None:
+        self._ws.send(data)
+
+    def receive(self) -> str | bytes | None:
+        if self._abort is not None and not self._ws.wait_message(self._abort):
+            if self._abort.is_set() and not self.closed:
+                self.hibernating = True  # the actor is going to sleep; the socket stays open
+            return None
+        return self._ws.receive()
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self._ws.close(code, reason)
+
+    @property
+    def closed(self) -> bool:
+        return not getattr(self._ws, "connected", True)
 
 
 class _RawTransport:
     """A raw WebSocket as a connection transport: no protocol events; closing closes the socket."""
 
-    def __init__(self, ws: WebSocket) -> None:
-        self._ws = ws
+    def __init__(self, socket: RawSocket) -> None:
+        self._socket = socket
+
+    @property
+    def closed(self) -> bool:
+        return self._socket.closed
 
     def send_event(self, name: str, args: list[Any]) -> None:
         log.debug("raw websocket connections do not receive events (%s)", name)
 
     def close(self, reason: str | None) -> None:
-        self._ws.close(1000, reason or "")
+        self._socket.close(1000, reason or "")
+
+    def hibernate(self) -> None:
+        self._socket.hibernating = True
+
+    def reattach(self, conn: Any) -> None:
+        self._socket.conn = conn

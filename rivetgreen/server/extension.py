@@ -1,7 +1,8 @@
 """The Flask extension: serves a registry's actors to the official RivetKit clients and ours.
 
 ``init_app(app, registry)`` adds the engine-shaped API (``/metadata``, ``/actors``) and the gateway
-(``/gateway/...``, HTTP and WebSocket) to an existing Flask app; ``create_app(registry)`` makes a new one.
+(``/gateway/...``, HTTP and WebSocket) and the inspector page (``/inspector/``, see ``rivetgreen.inspector.page``)
+to an existing Flask app; ``create_app(registry)`` makes a new one.
 Serve it with gevent (``rivetgreen.server.serve``) or gunicorn's gevent worker; one worker per host process, as
 actors live in the process that runs them.
 """
@@ -19,6 +20,7 @@ from rivetgreen.encoding.cbor import encode
 from rivetgreen.engine.local import LocalEngine
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Request
+from rivetgreen.inspector import page as inspector_page
 from rivetgreen.registry.router import ActorRouter
 from rivetgreen.server import engine_api
 from rivetgreen.server.gateway import GatewayTarget, parse_gateway
@@ -63,10 +65,7 @@ class RivetHost:
         except RivetError as error:
             return _json_error(error, 404 if error.code == "not_found" else 400)
         neutral = Request(
-            request.method,
-            target.path,
-            target.actor_query_string,
-            {name.lower(): value for name, value in request.headers.items()},
+            request.method, target.path, target.actor_query_string, _headers(request.environ),
             request.get_data(cache=False),
         )
         answer = self.router.handle_http(actor_id, neutral)
@@ -80,7 +79,7 @@ class RivetHost:
         except RivetError as error:
             ws.close(1011, f"{error.group}.{error.code}")
         else:
-            headers = {name.lower(): value for name, value in request.headers.items()}
+            headers = _headers(request.environ)
             try:
                 self.router.handle_websocket(actor_id, target.path, target.actor_query_string, headers, ws)
             except Exception:
@@ -95,6 +94,15 @@ class _AlreadySent(Response):
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
         return []
+
+
+def _headers(environ: dict[str, Any]) -> dict[str, str]:
+    """Request headers with lower-case names, read straight from the WSGI environ (cheaper than Werkzeug's view)."""
+    headers = {key[5:].lower().replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")}
+    for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+        if environ.get(key):
+            headers[key.lower().replace("_", "-")] = environ[key]
+    return headers
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -158,6 +166,7 @@ def init_app(app: Flask, registry: Any) -> RivetHost:
                     response.headers["Access-Control-Allow-Headers"] = requested
         return response
 
+    inspector_page.register(app, host)  # the inspector page and its admin API (host.admin_token)
     return host
 
 

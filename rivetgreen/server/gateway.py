@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qsl, unquote
+from urllib.parse import unquote_plus
 
 from rivetgreen.encoding.actor_key import validate_key
 from rivetgreen.encoding.cbor import decode_wire
@@ -70,7 +70,7 @@ def _split_query(raw_query: str) -> tuple[list[str], dict[str, str]]:
     rvt: dict[str, str] = {}
     for part in raw_query.split("&") if raw_query else []:
         raw_key, _, raw_value = part.partition("=")
-        key = unquote(raw_key.replace("+", " "))
+        key = unquote_plus(raw_key)
         if not key.startswith("rvt-"):
             own.append(part)
             continue
@@ -78,7 +78,7 @@ def _split_query(raw_query: str) -> tuple[list[str], dict[str, str]]:
             raise invalid_request(f"Unknown gateway parameter {key!r}.")
         if key in rvt:
             raise invalid_request(f"Gateway parameter {key!r} is given twice.")
-        rvt[key] = parse_qsl(f"v={raw_value}", keep_blank_values=True)[0][1]
+        rvt[key] = unquote_plus(raw_value)
     return own, rvt
 
 

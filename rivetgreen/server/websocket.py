@@ -90,6 +90,15 @@ class GreenWebSocket(simple_websocket.Server):
             return
         self._outbox.put(data)
 
+    def wait_message(self, *interrupts: gevent.event.Event) -> bool:
+        """Block until a message is ready (True), or the socket closed or an interrupt was set (False)."""
+        while self.connected and not self.input_buffer:
+            gevent.wait([self.event, *interrupts], count=1)
+            if any(event.is_set() for event in interrupts):
+                break
+            self.event.clear()
+        return bool(self.input_buffer)
+
     def receive(self, timeout: float | None = None) -> str | bytes | None:
         try:
             return super().receive(timeout)
