@@ -10,4 +10,7 @@ from rivetgreen.storage.actor_store import (
 from rivetgreen.storage.backend import SqlBackend
 from rivetgreen.storage.local import LocalSqliteBackend
 
-__all__ = ["ActorStore", "HibernatedConnection", "LocalSqliteBackend", "PersistedActor", "QueueRow", "ScheduleRow", "SqlBackend"]
+__all__ = [
+    "ActorStore", "HibernatedConnection", "LocalSqliteBackend", "PersistedActor", "QueueRow", "ScheduleRow",
+    "SqlBackend",
+]
