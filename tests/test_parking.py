@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gevent
+import gevent.event
+
 from rivetgreen import actor
 
 
@@ -47,3 +50,32 @@ def test_zero_database_idle_timeout_never_parks(virtual_clock, make_registry):
     handle.bump()
     virtual_clock.advance(3600)
     assert not registry.engine.instances[handle.resolve()].task.store.db.parked
+
+
+def test_a_connection_held_by_an_open_transaction_is_not_parked_and_the_actor_stays_responsive(
+    virtual_clock, make_registry
+):
+    definition = actor("holder", options={"no_sleep": True, "database_idle_timeout": 5.0, "action_timeout": 600.0})
+    release = gevent.event.Event()
+
+    @definition.action
+    def hold(c):
+        c.db.execute("CREATE TABLE IF NOT EXISTS t (x)")
+        with c.db.transaction() as tx:
+            tx.execute("INSERT INTO t VALUES (1)")
+            release.wait()
+
+    @definition.action
+    def ping(c):
+        return "pong"
+
+    registry = make_registry(definition)
+    handle = registry.get_or_create("holder", ["a"])
+    holding = gevent.spawn(handle.hold)
+    virtual_clock.settle()
+    virtual_clock.advance(60)  # many park attempts while the transaction holds the connection
+    database = registry.engine.instances[handle.resolve()].task.store.db
+    assert not database.parked
+    assert handle.ping() == "pong"
+    release.set()
+    holding.get()

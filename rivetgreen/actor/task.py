@@ -22,6 +22,7 @@ import gevent.event
 
 from rivetgreen import clock, errors
 from rivetgreen.actor import sleep
+from rivetgreen.actor.actions import run_action
 from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.changes import ChangeFeed
 from rivetgreen.actor.connection import ConnectionManager, HibernatableTransport
@@ -667,8 +668,6 @@ class ActorTask:
         self.sync_alarm()
 
     def _fire_schedule(self, action: str, args: list[Any]) -> None:
-        from rivetgreen.actor.actions import run_action
-
         try:
             call_with_timeout(
                 run_action, (self, action, args), self.options.action_timeout, errors.action_timed_out

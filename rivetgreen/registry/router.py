@@ -333,11 +333,7 @@ class ActorConnectSession:
         return self.conn
 
     def _fail_setup(self, error: RivetError) -> None:
-        client_error = error.to_client()
-        self.send(protocol.ErrorMessage(
-            client_error["group"], client_error["code"], client_error["message"],
-            client_error.get("metadata"), None, client_error.get("actor"),
-        ))
+        self._send_error(error, None)
         self.ws.close(1011, f"{error.group}.{error.code}")
 
     def _read_loop(self) -> None:

@@ -59,7 +59,12 @@ class ActorStore:
 
     def park_if_idle(self, idle_for: float, now: float) -> bool:
         """Release the database connection if it has not been used for ``idle_for`` seconds."""
-        return now - self.db.last_used >= idle_for and self.db.park()
+        if now - self.db.last_used < idle_for:
+            return False
+        if self.db.park():
+            return True
+        self.db.last_used = now  # busy (an open transaction): try again after another idle period
+        return False
 
     def park_deadline(self, idle_for: float) -> float | None:
         """When the connection may be parked (None: it already is)."""
