@@ -618,7 +618,8 @@ def run(config: Config, force_profile: bool, skip_profile: bool, workdir: Path) 
                 # HTTP: the official client drives both servers (the baseline serves /metadata and the action
                 # route), so the client's own CPU weighs on both sides alike.
                 ("http-baseline", "http-client", http.baseline), ("rivetgreen", "http-client", http.rivetgreen),
-                ("http-baseline", "http-fetch", http.baseline_plain), ("rivetgreen", "http-fetch", http.rivetgreen_plain),
+                ("http-baseline", "http-fetch", http.baseline_plain),
+                ("rivetgreen", "http-fetch", http.rivetgreen_plain),
                 ("ws-baseline", "ws-raw", ws.baseline), ("rivetgreen", "ws-client", ws.rivetgreen),
                 ("rivetgreen", "ws-raw", ws.rivetgreen_plain),
             ]
