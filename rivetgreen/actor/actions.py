@@ -15,15 +15,25 @@ if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
 
 
-def run_action(task: ActorTask, name: str, args: list[Any]) -> Any:
-    """Call action ``name`` in the current greenlet, then ``on_before_action_response``."""
-    function = task.definition.actions.get(name)
-    if function is None:
-        raise errors.action_not_found(name)
-    output = function(task.ctx, *args)
-    hook = task.definition.hooks.get("on_before_action_response")
-    if hook is not None:
-        output = hook(task.ctx, name, args, output)
+def run_action(task: ActorTask, name: str, args: list[Any], scheduled: bool = False) -> Any:
+    """Call action ``name`` in the current greenlet, then ``on_before_action_response``; counted and timed as an
+    action (or a scheduled action) of the actor's name, failures (and kills, e.g. a timeout) as errors."""
+    meter = task.metrics.scheduled_action if scheduled else task.metrics.action
+    started = clock.monotonic()
+    try:
+        function = task.definition.actions.get(name)
+        if function is None:
+            raise errors.action_not_found(name)
+        output = function(task.ctx, *args)
+        hook = task.definition.hooks.get("on_before_action_response")
+        if hook is not None:
+            output = hook(task.ctx, name, args, output)
+    except BaseException:
+        meter.duration.observe(clock.monotonic() - started)
+        meter.error.inc()
+        raise
+    meter.duration.observe(clock.monotonic() - started)
+    meter.ok.inc()
     return output
 
 

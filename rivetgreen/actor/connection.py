@@ -107,6 +107,7 @@ class ConnectionManager:
         else:
             conn.state = task.definition.static_conn_state()
         self.conns[conn.id] = conn
+        task.metrics.connections_total.inc()
         task.signal_activity()
         task.changes.changed("connections")
         if "on_connect" in hooks:

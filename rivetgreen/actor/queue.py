@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any
 import gevent.event
 
 from rivetgreen import clock, errors
+from rivetgreen.actor.lifecycle import LifecycleState
 from rivetgreen.encoding.cbor import decode, encode
 from rivetgreen.errors import RivetError
 from rivetgreen.storage import QueueRow
@@ -70,6 +71,9 @@ class ActorQueue:
         self._changed = gevent.event.Event()
         self._delivered: set[int] = set()  # completable messages handed out and not completed yet
         self._completions: dict[int, gevent.event.AsyncResult] = {}
+        # Stored messages, for metrics: unknown (None) until the queue is first used or scraped, then kept up to
+        # date here. Not counted at startup: that read alone keeps another SQLite page cached per awake actor.
+        self.depth: int | None = None
 
     # sending -------------------------------------------------------------------------------------------------
     def send(self, name: str, body: Any = None) -> QueueMessage:
@@ -99,11 +103,14 @@ class ActorQueue:
                 {"size": size, "max": options.max_queue_message_size},
             )
         store = self._task.store
-        if store.queue_size() >= options.max_queue_size:
+        stored = store.queue_size()
+        if stored >= options.max_queue_size:
             raise queue_error("full", f"The queue holds {options.max_queue_size} messages already.",
                               {"max": options.max_queue_size})
         created_at = clock.now_ms()
         message_id = store.queue_insert(name, data, created_at)
+        self.depth = stored + 1
+        self._task.metrics.queue_sent.inc()
         if waiter is not None:
             self._completions[message_id] = waiter  # registered before any receiver can run
         self.notify()
@@ -177,7 +184,9 @@ class ActorQueue:
             self._delivered.update(row.id for row in rows)
         else:
             store.queue_delete([row.id for row in rows])
+            self._forget(len(rows))
             self._task.changes.changed("queue")
+        self._task.metrics.queue_received.inc(len(rows))
         return [QueueMessage(self, row, completable) for row in rows]
 
     def _wait_for_change(self, deadline: float | None) -> None:
@@ -193,11 +202,32 @@ class ActorQueue:
     # completion, notification, inspection -------------------------------------------------------------------------
     def _complete(self, message: QueueMessage, response: Any) -> None:
         self._task.store.queue_delete([message.id])
+        self._forget(1)
         self._task.changes.changed("queue")
         self._delivered.discard(message.id)
         waiter = self._completions.pop(message.id, None)
         if waiter is not None:
             waiter.set(response)
+
+    def _forget(self, count: int) -> None:
+        """``count`` stored messages were deleted."""
+        if self.depth is None:
+            self.depth = self._task.store.queue_size()  # the queue's pages were just read anyway
+        else:
+            self.depth = max(0, self.depth - count)
+
+    def known_depth(self) -> int:
+        """Stored messages for metrics: counted now if unknown and the database is open, else 0 when unknown
+        (a parked database is not reopened for a scrape)."""
+        if self.depth is None:
+            store = self._task.store
+            if self._task.lifecycle is not LifecycleState.STARTED or store.db.parked:
+                return 0
+            try:
+                self.depth = store.queue_size()
+            except Exception:
+                return 0
+        return self.depth
 
     def notify(self) -> None:
         """Wake every waiting receiver (a message arrived, or shutdown began)."""
@@ -226,6 +256,7 @@ class ActorQueue:
     def reset(self) -> None:
         """Delete every message and drop completion waiters (inspector)."""
         self._task.store.queue_reset()
+        self.depth = 0
         self._task.changes.changed("queue")
         self._delivered.clear()
         self.drop_waiters()

@@ -41,9 +41,11 @@ from rivetgreen.actor.queue import ActorQueue
 from rivetgreen.actor.state import ActorState
 from rivetgreen.actor.work import WorkKind, WorkRefused, WorkRegistry
 from rivetgreen.encoding.cbor import decode
+from rivetgreen.metrics import standalone
 
 if TYPE_CHECKING:
     from rivetgreen.actor.definition import ActorDefinition
+    from rivetgreen.metrics import ActorMetrics
     from rivetgreen.storage import ActorStore
 
 log = logging.getLogger("rivetgreen.actor")
@@ -80,6 +82,8 @@ class ActorTask:
         placement: Placement,
         create_input: bytes | None = None,
         region: str = "",
+        *,
+        metrics: ActorMetrics | None = None,
     ) -> None:
         self.definition = definition
         self.actor_id = actor_id
@@ -93,6 +97,7 @@ class ActorTask:
         self.input: Any = None
         self.lifecycle = LifecycleState.LOADING
         self.options = definition.options
+        self.metrics = metrics if metrics is not None else standalone(definition.name)
 
         self._commands: collections.deque[LifecycleCommand] = collections.deque()
         self._events: collections.deque[SaveRequested] = collections.deque()
@@ -168,6 +173,10 @@ class ActorTask:
             return
         self._dispatch.append(item)
         self._wakeup.set()
+
+    def inbox_depths(self) -> tuple[int, int, int]:
+        """Items waiting in the lifecycle, event and dispatch inboxes (metrics)."""
+        return len(self._commands), len(self._events), len(self._dispatch)
 
     def signal_activity(self) -> None:
         """Something that feeds the sleep predicates changed."""
@@ -291,14 +300,17 @@ class ActorTask:
         if self.lifecycle is not LifecycleState.LOADING:
             command.reply.fail(self.annotate(errors.stopping()))
             return
+        started = clock.monotonic()
         try:
-            self._startup()
+            is_new = self._startup()
         except BaseException as error:
             log.error("actor %s (%s) failed to start: %r", self.name, self.actor_id, error)
+            self.metrics.startup_phase("total", clock.monotonic() - started, None, "error")
             self._abandon_startup()
             command.reply.fail(self.annotate(errors.from_exception(error)))
             return
-        command.reply.send()
+        self.metrics.startup_phase("total", clock.monotonic() - started, is_new)
+        command.reply.send(is_new)
 
     def _handle_stop(self, command: Stop) -> None:
         state = self.lifecycle
@@ -321,10 +333,14 @@ class ActorTask:
     # ---------------------------------------------------------------------------------------------------------
     # Startup (core.md §1.4).
     # ---------------------------------------------------------------------------------------------------------
-    def _startup(self) -> None:
+    def _startup(self) -> bool:
+        """Start this generation; True when the actor is new (its first start)."""
+        started = clock.monotonic()
         self.store.open()
         persisted = self.store.load()
         is_new = not persisted.has_initialized
+        loaded = clock.monotonic()
+        self.metrics.startup_phase("load_persisted", loaded - started, is_new)
         if is_new and persisted.input is None and self.create_input is not None:
             stored_input = self.create_input
             self.store.write_actor_record(False, stored_input)
@@ -336,11 +352,14 @@ class ActorTask:
         self._transition(LifecycleState.STARTED)
         self.abort_event = gevent.event.Event()
         self.input = decode(stored_input) if stored_input is not None else None
+        preamble_started = clock.monotonic()
         self._run_preamble(is_new, persisted.state, self.input)
+        self.metrics.startup_phase("runtime_preamble", clock.monotonic() - preamble_started, is_new)
         if is_new:
             self.store.write_actor_record(True, stored_input)
         self.signal_activity()
         self._drain_due_schedules()
+        return is_new
 
     def _new_inspector_token(self) -> str:
         token = secrets.token_urlsafe(32)
@@ -470,7 +489,9 @@ class ActorTask:
     def _write_state_now(self) -> None:
         revision = self.state.revision
         if self.state.enabled:
-            self.store.write_state(self.state.serialize())
+            snapshot = self.state.serialize()
+            self.store.write_state(snapshot)
+            self.metrics.state_saved(len(snapshot))
         self.state.mark_saved(revision, clock.monotonic())
 
     # ---------------------------------------------------------------------------------------------------------
@@ -563,6 +584,8 @@ class ActorTask:
 
     def _on_grace_deadline(self) -> None:
         self._deadline_reached = True
+        if self._stop_reason is not None:
+            self.metrics.shutdown_timeout[self._stop_reason.value].inc()
         log.warning(
             "actor %s: %s grace deadline reached; aborting %s",
             self.actor_id, self._stop_reason.value if self._stop_reason else "?", sleep.describe_counters(self),
@@ -670,7 +693,7 @@ class ActorTask:
     def _fire_schedule(self, action: str, args: list[Any]) -> None:
         try:
             call_with_timeout(
-                run_action, (self, action, args), self.options.action_timeout, errors.action_timed_out
+                run_action, (self, action, args, True), self.options.action_timeout, errors.action_timed_out
             )
         except Exception as error:
             log.error("actor %s: scheduled action %s failed: %s", self.actor_id, action, error)

@@ -69,6 +69,10 @@ class Directory:
         self.db.execute("UPDATE actors SET generation = generation + 1 WHERE actor_id = ?", (actor_id,))
         return self.db.query_values("SELECT generation FROM actors WHERE actor_id = ?", (actor_id,))[0][0]
 
+    def count_by_name(self) -> dict[str, int]:
+        """How many actors of each name are stored."""
+        return dict(self.db.query_values("SELECT name, COUNT(*) FROM actors GROUP BY name"))
+
     def set_alarm(self, actor_id: str, alarm_ms: int | None) -> None:
         self.db.execute("UPDATE actors SET alarm_at = ? WHERE actor_id = ?", (alarm_ms, actor_id))
 

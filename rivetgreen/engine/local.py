@@ -24,6 +24,7 @@ from rivetgreen.actor.task import ActorTask
 from rivetgreen.encoding.actor_key import serialize_key
 from rivetgreen.engine.admission import registry_admission
 from rivetgreen.engine.directory import ActorRecord, Directory
+from rivetgreen.metrics import RuntimeMetrics
 from rivetgreen.storage import ActorStore, LocalSqliteBackend
 
 if TYPE_CHECKING:
@@ -54,12 +55,19 @@ class ActorInstance:
         self.stop_reason: StopReason | None = None
         self.ready = gevent.event.AsyncResult()
         self.stopped = gevent.event.Event()
+        self.requested_at = clock.monotonic()  # when work for the stopped actor arrived (wake latency)
 
 
 class LocalEngine:
     """Places every actor in this process; durable in ``data_dir``."""
 
-    def __init__(self, definitions: dict[str, ActorDefinition], data_dir: str, region: str = "") -> None:
+    def __init__(
+        self,
+        definitions: dict[str, ActorDefinition],
+        data_dir: str,
+        region: str = "",
+        metrics: RuntimeMetrics | None = None,
+    ) -> None:
         self.definitions = definitions
         self.data_dir = data_dir
         self.region = region
@@ -74,6 +82,10 @@ class LocalEngine:
         self._attempted_alarms: dict[str, int] = {}
         self._alarms_changed = gevent.event.Event()
         self._closed = False
+        self.metrics = metrics if metrics is not None else RuntimeMetrics()
+        self.metrics.watch(lambda: self.definitions, self._live_tasks, self._stored_counts)
+        for name in definitions:
+            self.metrics.for_actor(name)  # every series exists (at zero) from the first scrape
         self._alarm_greenlet = gevent.spawn(self._alarm_loop)
 
     # directory -------------------------------------------------------------------------------------------------
@@ -162,16 +174,19 @@ class LocalEngine:
             generation = self.directory.next_generation(record.actor_id)
             store = ActorStore(LocalSqliteBackend(self._actor_path(record.actor_id)))
             task = ActorTask(
-                definition, record.actor_id, record.key, generation, store, self, record.input, self.region
+                definition, record.actor_id, record.key, generation, store, self, record.input, self.region,
+                metrics=self.metrics.for_actor(record.name),
             )
             instance.task = task
             task.spawn().rawlink(lambda _: self._task_exited(instance))
-            task.send_command(Start()).get()
+            is_new = task.send_command(Start()).get()
         except BaseException as error:  # every failure must release the waiters
             self._abandon_start(instance, error)
             return
         if instance.status is InstanceStatus.STARTING:  # a stop requested during startup keeps STOPPING
             instance.status = InstanceStatus.ACTIVE
+        instance.task.metrics.started.inc()
+        instance.task.metrics.wake(clock.monotonic() - instance.requested_at, is_new)
         instance.ready.set(instance.task)
         self._alarms_changed.set()
 
@@ -194,6 +209,7 @@ class LocalEngine:
             actor_id = instance.record.actor_id
             log.error("actor %s: task ended unexpectedly; it will restart on the next request", actor_id)
             self.instances.pop(instance.record.actor_id, None)
+            instance.task.metrics.stopped["crash"].inc()
             instance.stopped.set()
             self._alarms_changed.set()
 
@@ -249,6 +265,7 @@ class LocalEngine:
 
     def _run_stop(self, instance: ActorInstance, reason: StopReason) -> None:
         task = instance.task
+        started = clock.monotonic()
         try:
             task.send_command(Stop(reason)).get()
         except errors.RivetError as error:
@@ -258,6 +275,8 @@ class LocalEngine:
         if instance.stop_reason is StopReason.DESTROY:
             self._remove_data(task.actor_id)
         self.instances.pop(task.actor_id, None)
+        task.metrics.stopped[instance.stop_reason.value].inc()
+        task.metrics.shutdown_wait[instance.stop_reason.value].observe(clock.monotonic() - started)
         instance.stopped.set()
         self._alarms_changed.set()
 
@@ -274,6 +293,14 @@ class LocalEngine:
             path = self._actor_path(actor_id) + suffix
             if os.path.exists(path):
                 os.remove(path)
+
+    # metrics (read when scraped) ---------------------------------------------------------------------------------
+    def _live_tasks(self) -> list[ActorTask]:
+        return [instance.task for instance in list(self.instances.values()) if instance.task is not None]
+
+    def _stored_counts(self) -> dict[str, int]:
+        """Stored actors per name (none once the registry has shut down)."""
+        return {} if self._closed else self.directory.count_by_name()
 
     # management ------------------------------------------------------------------------------------------------------
     def sleep(self, actor_id: str) -> None:

@@ -10,15 +10,26 @@ from rivetgreen.actor.definition import ActorDefinition
 from rivetgreen.encoding.actor_key import validate_key
 from rivetgreen.encoding.cbor import encode
 from rivetgreen.engine.local import LocalEngine
+from rivetgreen.metrics import RuntimeMetrics
 from rivetgreen.registry.handle import ActorHandle
 
 DEFAULT_DATA_DIR = "./.rivetgreen"
 
 
 class Registry:
-    """Actor definitions by name, and the embedded engine that places their actors."""
+    """Actor definitions by name, and the embedded engine that places their actors.
 
-    def __init__(self, definitions: Iterable[ActorDefinition], data_dir: str | None = None) -> None:
+    ``metrics`` holds the registry's Prometheus series (served at ``GET /metrics``); ``metrics_token`` (default:
+    the ``RIVETKIT_METRICS_TOKEN`` environment variable) makes that endpoint require ``Authorization: Bearer``.
+    """
+
+    def __init__(
+        self,
+        definitions: Iterable[ActorDefinition],
+        data_dir: str | None = None,
+        *,
+        metrics_token: str | None = None,
+    ) -> None:
         self.definitions: dict[str, ActorDefinition] = {}
         for definition in definitions:
             if not isinstance(definition, ActorDefinition):
@@ -27,7 +38,10 @@ class Registry:
                 raise ValueError(f"two actor definitions are named {definition.name!r}")
             self.definitions[definition.name] = definition
         self.data_dir = data_dir or os.environ.get("RIVETGREEN_DATA_DIR") or DEFAULT_DATA_DIR
-        self.engine = LocalEngine(self.definitions, self.data_dir, os.environ.get("RIVET_REGION", ""))
+        self.metrics = RuntimeMetrics(metrics_token)
+        self.engine = LocalEngine(
+            self.definitions, self.data_dir, os.environ.get("RIVET_REGION", ""), metrics=self.metrics
+        )
 
     def __repr__(self) -> str:
         return f"<Registry {sorted(self.definitions)} data_dir={self.data_dir!r}>"
@@ -74,6 +88,9 @@ class Registry:
         self.engine.shutdown()
 
 
-def setup(*definitions: ActorDefinition, data_dir: str | None = None) -> Registry:
-    """The registry of these actor definitions, storing data under ``data_dir`` (default ``./.rivetgreen``)."""
-    return Registry(definitions, data_dir)
+def setup(
+    *definitions: ActorDefinition, data_dir: str | None = None, metrics_token: str | None = None
+) -> Registry:
+    """The registry of these actor definitions, storing data under ``data_dir`` (default ``./.rivetgreen``);
+    ``metrics_token`` protects ``GET /metrics`` (see :class:`Registry`)."""
+    return Registry(definitions, data_dir, metrics_token=metrics_token)

@@ -1,9 +1,9 @@
 """``ActorRouter``: the routes every actor serves behind the gateway (core.md §7.3-7.4), transport-neutral.
 
 HTTP: ``POST /action/{name}``, ``POST /queue/{name}``, ``/request/...`` (raw, to ``on_request``), ``GET /health``,
-``GET /metadata``, ``GET /``. WebSocket: ``/connect`` (the actor-connect protocol) and ``/websocket/...`` (raw, to
-``on_websocket``). The Flask host (and later the Rivet Engine host) turns its requests into :class:`Request` and
-its sockets into :class:`WebSocket` and calls in here.
+``GET /metadata``, ``GET /metrics``, ``GET /``. WebSocket: ``/connect`` (the actor-connect protocol) and
+``/websocket/...`` (raw, to ``on_websocket``). The Flask host (and later the Rivet Engine host) turns its requests
+into :class:`Request` and its sockets into :class:`WebSocket` and calls in here.
 """
 
 from __future__ import annotations
@@ -168,6 +168,9 @@ class ActorRouter:
         routes: dict[str, Callable[[], Response]] = {
             "/health": lambda: Response("ok", headers={"content-type": "text/plain; charset=utf-8"}),
             "/metadata": lambda: _json_response({"runtime": "rivetkit", "version": __version__, "type": "local"}),
+            # The registry's text, as the reference serves its process registry; unlike the reference, a
+            # configured metrics token is required here too (rivetgreen.metrics).
+            "/metrics": lambda: self.engine.metrics.http_response(request.headers.get("authorization")),
             "/": lambda: Response("This is a rivetgreen actor.", headers={"content-type": "text/plain"}),
         }
         route = routes.get(request.path)

@@ -128,6 +128,11 @@ def init_app(app: Flask, registry: Any) -> RivetHost:
     def metadata() -> Response:
         return _json(engine_api.metadata(host.engine))
 
+    @app.route("/metrics", methods=["GET"], endpoint="rivet_metrics")
+    def metrics() -> Response:  # Prometheus text; bearer token when one is configured (rivetgreen.metrics)
+        answer = host.engine.metrics.http_response(request.headers.get("Authorization"))
+        return Response(answer.data, status=answer.status, headers=answer.headers)
+
     @app.route("/actors", methods=["GET", "PUT", "POST"], endpoint="rivet_actors")
     def actors() -> Response:
         if request.method == "GET":

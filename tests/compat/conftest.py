@@ -35,7 +35,9 @@ def node_client() -> Path:
         pytest.fail("node and npm are required for the compatibility tests")
     if installed_version() != CLIENT_VERSION:
         NODE_DIR.mkdir(parents=True, exist_ok=True)
-        (NODE_DIR / "package.json").write_text('{"name": "rivetgreen-compat", "private": true, "type": "module"}\n')
+        manifest = NODE_DIR / "package.json"
+        if not manifest.exists():  # kept otherwise: npm would drop the other tools installed there
+            manifest.write_text('{"name": "rivetgreen-compat", "private": true, "type": "module"}\n')
         subprocess.run(
             ["npm", "install", "--no-audit", "--no-fund", f"rivetkit@{CLIENT_VERSION}"],
             cwd=NODE_DIR, check=True, timeout=600, stdout=subprocess.DEVNULL,
