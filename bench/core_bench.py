@@ -12,8 +12,10 @@ What it measures, each phase on a fresh temporary data directory (removed at the
    one action call on each is timed (it opens the actor's SQLite file and runs startup). p50 / p99 in ms, next
    to the latency of a call on the same actor once it is awake (and of putting an actor to sleep).
 3. Memory per idle awake actor: process RSS (``VmRSS``) and open file descriptors before and after waking M actors
-   with one action each and leaving them awake (``sleep_timeout`` = 1 h), after ``gc.collect()``. Run first, so
-   memory freed by the other phases cannot be reused and hide the growth.
+   with one action each and leaving them awake (``sleep_timeout`` = 1 h), after ``gc.collect()``. Measured twice:
+   with each actor's SQLite connection open (parking off), and once the actors have been idle long enough to park
+   their connection (``database_idle_timeout`` = 1 s; the default is 10 s). Run first, so memory freed by the
+   other phases cannot be reused and hide the growth.
 
 Every loop is bounded in count and in time (a phase stops after ~60 s and says so). A table is printed at the
 end and the results are written as JSON to ``bench/results/core.json``.
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import ctypes
 import gc
 import json
 import logging
@@ -98,9 +101,10 @@ Measure = Callable[[float], Run]  # runs one timed loop, given its time limit in
 # ---------------------------------------------------------------------------------------------------------------
 # Setup
 # ---------------------------------------------------------------------------------------------------------------
-def make_counter() -> ActorDefinition:
+def make_counter(database_idle_timeout: float = 10.0) -> ActorDefinition:
     """The actor under test: one integer of state, one action. Stays awake for an hour when idle."""
-    definition = actor("counter", state={"count": 0}, options={"sleep_timeout": 3600.0})
+    options = {"sleep_timeout": 3600.0, "database_idle_timeout": database_idle_timeout}
+    definition = actor("counter", state={"count": 0}, options=options)
 
     @definition.action
     def increment(c: Any, amount: int) -> int:
@@ -111,10 +115,10 @@ def make_counter() -> ActorDefinition:
 
 
 @contextmanager
-def fresh_registry(limit_s: float, notes: list[str]) -> Iterator[Registry]:
+def fresh_registry(limit_s: float, notes: list[str], database_idle_timeout: float = 10.0) -> Iterator[Registry]:
     """A registry on a new temporary data directory; shut down (bounded in time) and removed afterwards."""
     data_dir = tempfile.mkdtemp(prefix="rivetgreen-bench-")
-    registry = setup(make_counter(), data_dir=data_dir)
+    registry = setup(make_counter(database_idle_timeout), data_dir=data_dir)
     try:
         yield registry
     finally:
@@ -147,6 +151,13 @@ def raise_fd_limit(wanted: int) -> int:
 
 
 def rss_bytes() -> int:
+    """Resident memory, after handing freed heap back to the OS: otherwise memory freed earlier (a parked
+    connection, a previous phase) stays resident and hides or inflates the growth being measured."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: RSS is read as it is
     with open("/proc/self/status") as status:
         for line in status:
             if line.startswith("VmRSS:"):
@@ -371,18 +382,35 @@ def wake_many(registry: Registry, count: int, deadline: float) -> int:
     return count
 
 
-def phase_memory(config: Config, notes: list[str]) -> dict[str, Any]:
+PARK_AFTER_S = 1.0
+
+
+def wait_parked(registry: Registry, limit_s: float) -> int:
+    """Wait (bounded) until every awake actor has parked its database connection; returns how many did."""
+    deadline = time.perf_counter() + limit_s
+    while True:
+        tasks = [instance.task for instance in registry.engine.instances.values() if instance.task is not None]
+        parked = sum(1 for task in tasks if task.store.db.parked)
+        if parked == len(tasks) or time.perf_counter() > deadline:
+            return parked
+        gevent.sleep(0.2)
+
+
+def phase_memory(config: Config, notes: list[str], parked: bool = False) -> dict[str, Any]:
     fd_limit = raise_fd_limit(config.memory_actors * FDS_PER_ACTOR_GUESS + 256)
     planned = min(config.memory_actors, (fd_limit - 256) // FDS_PER_ACTOR_GUESS)
     if planned < config.memory_actors:
         notes.append(f"phase 3: open-files limit {fd_limit} allows only {planned} awake actors")
-    with fresh_registry(config.phase_limit_s, notes) as registry:
+    idle_timeout = PARK_AFTER_S if parked else 0.0  # 0: never park
+    with fresh_registry(config.phase_limit_s, notes, idle_timeout) as registry:
         registry.get_or_create("counter", ["warm-up"]).increment(1)  # first-use allocations outside the delta
         gc.collect()
         rss_before, fds_before = rss_bytes(), open_fds()
         started = time.perf_counter()
         woken = wake_many(registry, planned, started + config.phase_limit_s)
         wake_seconds = time.perf_counter() - started
+        if parked and wait_parked(registry, PARK_AFTER_S + 10) < woken:
+            notes.append("phase 3: not every actor parked its database in time")
         gc.collect()
         rss_after, fds_after = rss_bytes(), open_fds()
         awake = len(registry.engine.instances) - 1
@@ -450,22 +478,32 @@ def wake_rows(wake: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return rows
 
 
-def memory_rows(memory: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+def phase_memory_parked(config: Config, notes: list[str]) -> dict[str, Any]:
+    return phase_memory(config, notes, parked=True)
+
+
+def memory_rows(memory: dict[str, Any], label: str = "database open") -> list[tuple[str, str, str, str]]:
     per_gib = memory["actors_per_gib"] or 0
     return [
-        ("3  RSS per idle awake actor, KiB", f"{memory['kib_per_actor']:>10,.1f}",
+        (f"3  RSS per idle awake actor ({label}), KiB", f"{memory['kib_per_actor']:>10,.1f}",
          f"n={memory['actors']}", ""),
-        ("3  idle awake actors per GiB", f"{per_gib:>10,}", "",
+        (f"3  idle awake actors per GiB ({label})", f"{per_gib:>10,}", "",
          f">= {TARGET_ACTORS_PER_GIB:,}  {verdict(per_gib >= TARGET_ACTORS_PER_GIB)}"),
-        ("3  open fds per awake actor", f"{memory['fds_per_actor']:>10}", "", ""),
+        (f"3  open fds per awake actor ({label})", f"{memory['fds_per_actor']:>10}", "", ""),
         ("3  create + first call of a new actor, ms", f"{memory['create_ms_mean']:>10.2f}", "mean", ""),
     ]
 
 
+def parked_memory_rows(memory: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    return memory_rows(memory, "database parked")[:3]
+
+
 def print_table(results: dict[str, Any]) -> None:
     rows: list[tuple[str, str, str, str]] = []
-    for key, make_rows in (("calls", calls_rows), ("wake", wake_rows), ("memory", memory_rows)):
-        if results[key] is not None:
+    for key, make_rows in (
+        ("calls", calls_rows), ("wake", wake_rows), ("memory", memory_rows), ("memory_parked", parked_memory_rows),
+    ):
+        if results.get(key) is not None:
             rows += make_rows(results[key])
     if not rows:
         rows = [("no phase finished", "", "", "")]
@@ -595,6 +633,7 @@ def run_all(config: Config, mode: str) -> dict[str, Any]:
     """Every phase, memory first (see the module docstring), and the results as one JSON-ready dict."""
     notes: list[str] = []
     started = time.perf_counter()
+    memory_parked = guarded("phase 3 (memory, parked)", phase_memory_parked, config, notes)
     memory = guarded("phase 3 (memory)", phase_memory, config, notes)
     calls = guarded("phase 1 (calls)", phase_calls, config, notes)
     wake = guarded("phase 2 (wake)", phase_wake, config, notes)
@@ -605,6 +644,7 @@ def run_all(config: Config, mode: str) -> dict[str, Any]:
         "calls": calls,
         "wake": wake,
         "memory": memory,
+        "memory_parked": memory_parked,
         "targets": {
             "calls_per_s": TARGET_CALLS_PER_S,
             "wake_p50_ms": TARGET_WAKE_P50_MS,

@@ -155,7 +155,7 @@ class ActorContext:
     @property
     def aborted(self) -> bool:
         """True once the actor began shutting down; long-running work should stop."""
-        return self._task.abort_event.is_set()
+        return self._task.aborted
 
     @property
     def abort_event(self) -> gevent.event.Event:

@@ -139,7 +139,7 @@ class ActorQueue:
         wanted = _names(names)
         deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
-            if self._task.abort_event.is_set():
+            if self._task.aborted:
                 raise errors.aborted()
             taken = self._take(wanted, count, completable)
             if taken or (deadline is not None and clock.monotonic() >= deadline):
