@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from rivetgreen.actor.task import ActorTask
+from rivetgreen.server.serve import make_server
 from rivetgreen.storage import ActorStore, LocalSqliteBackend
 
 
@@ -59,3 +60,24 @@ def make_task(tmp_path: Any, placement: RecordingPlacement):
     for task in tasks:
         if task.greenlet is not None:
             task.greenlet.kill()
+
+
+# Serving a module's ``registry`` fixture ---------------------------------------------------------------------------
+@pytest.fixture
+def app(registry):
+    """The Flask app of the test module's ``registry`` fixture."""
+    return registry.flask_app()
+
+
+@pytest.fixture
+def client(app):
+    """Flask's in-process test client for ``app``."""
+    return app.test_client()
+
+
+@pytest.fixture
+def port(app):
+    """A live gevent server for ``app`` on a free loopback port."""
+    server = make_server(app, "127.0.0.1", 0)
+    yield server.server_port
+    server.stop(timeout=5)

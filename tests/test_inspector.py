@@ -20,7 +20,6 @@ from rivetgreen.client.websocket import WebSocket
 from rivetgreen.inspector import auth
 from rivetgreen.inspector import websocket as inspector_ws
 from rivetgreen.registry.router import ActorRouter
-from rivetgreen.server.serve import make_server
 
 TIMEOUT = 10.0
 
@@ -103,23 +102,6 @@ def registry(tmp_path):
     registry = setup(inspected, stateless, data_dir=str(tmp_path / "data"))
     yield registry
     registry.shutdown()
-
-
-@pytest.fixture
-def app(registry):
-    return registry.flask_app()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def port(app):
-    server = make_server(app, "127.0.0.1", 0)
-    yield server.server_port
-    server.stop(timeout=5)
 
 
 def actor_id(registry, name="inspected", key="a") -> str:

@@ -35,7 +35,6 @@ from wsproto.events import (
 from rivetgreen import Response, actor, setup
 from rivetgreen.encoding import client_protocol as protocol
 from rivetgreen.errors import INTERNAL_MESSAGE
-from rivetgreen.server.serve import make_server
 from tests.compat.actors import ACTORS
 
 TIMEOUT = 10.0  # seconds, for any one socket operation
@@ -99,24 +98,6 @@ def registry(tmp_path):
     registry = setup(*ACTORS, bulky, limited, raw_echo, odd_names, data_dir=str(tmp_path / "data"))
     yield registry
     registry.shutdown()
-
-
-@pytest.fixture
-def app(registry):
-    return registry.flask_app()
-
-
-@pytest.fixture
-def client(app):
-    return app.test_client()
-
-
-@pytest.fixture
-def port(app):
-    """A live gevent server for ``app`` on a free loopback port."""
-    server = make_server(app, "127.0.0.1", 0)
-    yield server.server_port
-    server.stop(timeout=5)
 
 
 # Addressing helpers --------------------------------------------------------------------------------------------
