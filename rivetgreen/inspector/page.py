@@ -70,9 +70,9 @@ def register(app: Flask, host: RivetHost) -> None:
     token, generated = admin_token_from_env()
     host.admin_token = token
     engine = host.engine
-    if generated:
-        server = app.config.get("SERVER_NAME") or "<host>"
-        log.info("rivetgreen inspector: http://%s/inspector/?token=%s", server, token)
+    if generated and app.config.get("SERVER_NAME"):
+        # Otherwise the address is not known yet; rivetgreen.server.serve() logs the full URL once it listens.
+        log.info("rivetgreen inspector: http://%s/inspector/?token=%s", app.config["SERVER_NAME"], token)
 
     def authorized() -> bool:
         given = auth.bearer_token(request.headers.get("Authorization")) or request.args.get("token")

@@ -21,6 +21,10 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 6420) -> None:
     """Serve ``app`` until interrupted."""
     server = make_server(app, host, port)
     log.info("rivetgreen listening on http://%s:%s", host, server.server_port)
+    rivet_host = getattr(app, "extensions", {}).get("rivetgreen")
+    token = getattr(rivet_host, "admin_token", None)
+    if token:
+        log.info("inspector: http://%s:%s/inspector/?token=%s", host, server.server_port, token)
     try:
         server.serve_forever()
     finally:
