@@ -124,6 +124,9 @@ class ActorStore:
 
     def take_due_schedules(self, now_ms: int) -> list[ScheduleRow]:
         """Claim (delete) every one-shot schedule due at ``now_ms``: at-most-once delivery."""
+        earliest = self.earliest_trigger()
+        if earliest is None or earliest > now_ms:
+            return []  # the common case on a wake: no write transaction
         with self.db.transaction() as tx:
             rows = tx.query(
                 "SELECT event_id, trigger_at, action, args FROM _rivet_schedule_events "
@@ -153,6 +156,8 @@ class ActorStore:
 
     def take_hibernated_connections(self) -> list[HibernatedConnection]:
         """Read and remove every stored connection (a new generation restores them into memory)."""
+        if not self.db.query_values("SELECT 1 FROM _rivet_conns LIMIT 1"):
+            return []  # the common case on a wake: no write transaction
         with self.db.transaction() as tx:
             rows = tx.query(
                 "SELECT c.conn_id, c.parameters, s.state, s.subscriptions, c.request_path, c.request_headers "
