@@ -29,6 +29,7 @@ class Registry:
         data_dir: str | None = None,
         *,
         metrics_token: str | None = None,
+        token: str | None = None,
     ) -> None:
         self.definitions: dict[str, ActorDefinition] = {}
         for definition in definitions:
@@ -39,6 +40,8 @@ class Registry:
             self.definitions[definition.name] = definition
         self.data_dir = data_dir or os.environ.get("RIVETGREEN_DATA_DIR") or DEFAULT_DATA_DIR
         self.metrics = RuntimeMetrics(metrics_token)
+        # Clients must present this token to the Flask host's API and gateway (None: open; rivetgreen.server.access).
+        self.token = token or os.environ.get("RIVETGREEN_TOKEN") or None
         self.engine = LocalEngine(
             self.definitions, self.data_dir, os.environ.get("RIVET_REGION", ""), metrics=self.metrics
         )
@@ -89,8 +92,12 @@ class Registry:
 
 
 def setup(
-    *definitions: ActorDefinition, data_dir: str | None = None, metrics_token: str | None = None
+    *definitions: ActorDefinition,
+    data_dir: str | None = None,
+    metrics_token: str | None = None,
+    token: str | None = None,
 ) -> Registry:
     """The registry of these actor definitions, storing data under ``data_dir`` (default ``./.rivetgreen``);
-    ``metrics_token`` protects ``GET /metrics`` (see :class:`Registry`)."""
-    return Registry(definitions, data_dir, metrics_token=metrics_token)
+    ``metrics_token`` protects ``GET /metrics``; ``token`` (default: ``RIVETGREEN_TOKEN``) is the token clients must
+    present to the served API and gateway (see :class:`Registry`)."""
+    return Registry(definitions, data_dir, metrics_token=metrics_token, token=token)

@@ -23,6 +23,8 @@ def engine_status(error: RivetError) -> int:
     """The engine's mapping: not found 404, other RivetErrors 400, internal errors 500."""
     if error.code == "not_found":
         return 404
+    if error.code == "unauthorized":
+        return 401
     if error.group == "core":
         return 500
     return 400

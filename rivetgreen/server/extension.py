@@ -22,7 +22,7 @@ from rivetgreen.errors import RivetError
 from rivetgreen.http import Request
 from rivetgreen.inspector import page as inspector_page
 from rivetgreen.registry.router import ActorRouter
-from rivetgreen.server import engine_api
+from rivetgreen.server import access, engine_api
 from rivetgreen.server.gateway import GatewayTarget, parse_gateway
 from rivetgreen.server.websocket import GreenWebSocket
 
@@ -56,30 +56,38 @@ class RivetHost:
         record, _ = self.engine.get_or_create(query.name, query.key, create_input)
         return record.actor_id
 
+    def authorize(self, target: GatewayTarget, headers: dict[str, str], subprotocols: list[str] = ()) -> None:
+        """The host's client token, unless the route has a token of its own (the inspector)."""
+        if target.path == "/inspector" or target.path.startswith("/inspector/"):
+            return
+        access.check(self.registry.token, access.presented_tokens(headers, target.token, subprotocols))
+
     def gateway_http(self, path: str) -> Response:
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
             return Response(status=204)  # a browser's CORS preflight; allow_browsers() adds the headers
+        headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
+            self.authorize(target, headers)
             actor_id = self.resolve(target)
         except RivetError as error:
-            return _json_error(error, 404 if error.code == "not_found" else 400)
+            return _json_error(error, _gateway_status(error))
         neutral = Request(
-            request.method, target.path, target.actor_query_string, _headers(request.environ),
-            request.get_data(cache=False),
+            request.method, target.path, target.actor_query_string, headers, request.get_data(cache=False),
         )
         answer = self.router.handle_http(actor_id, neutral)
         return Response(answer.data, status=answer.status, headers=answer.headers)
 
     def gateway_websocket(self, path: str) -> Response:
         ws = GreenWebSocket(request.environ, subprotocols=["rivet"])
+        headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
+            self.authorize(target, headers, ws.offered_subprotocols)
             actor_id = self.resolve(target)
         except RivetError as error:
-            ws.close(1011, f"{error.group}.{error.code}")
+            ws.close(1008 if error.code == "unauthorized" else 1011, f"{error.group}.{error.code}")
         else:
-            headers = _headers(request.environ)
             try:
                 self.router.handle_websocket(actor_id, target.path, target.actor_query_string, headers, ws)
             except Exception:
@@ -105,6 +113,10 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
+def _gateway_status(error: RivetError) -> int:
+    return {"not_found": 404, "unauthorized": 401}.get(error.code, 400)
+
+
 def _json(value: Any, status: int = 200) -> Response:
     return Response(json.dumps(value), status=status, mimetype="application/json")
 
@@ -120,6 +132,7 @@ def init_app(app: Flask, registry: Any) -> RivetHost:
 
     def engine_call(function: Any, *args: Any) -> Response:
         try:
+            access.check(registry.token, access.presented_tokens(_headers(request.environ)))
             return _json(function(*args))
         except RivetError as error:
             return _json_error(error, engine_api.engine_status(error))
