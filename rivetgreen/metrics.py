@@ -31,7 +31,6 @@ other value leaves them on. Collection itself is always on.
 
 from __future__ import annotations
 
-import hmac
 import itertools
 import json
 import os
@@ -46,6 +45,7 @@ from prometheus_client.utils import floatToGoString
 
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Response
+from rivetgreen.tokens import bearer_token, tokens_match
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
@@ -210,7 +210,7 @@ class RuntimeMetrics:
         """Why a scrape with this ``Authorization`` header value is refused (status and error), or None."""
         if not self.enabled:
             return 403, RivetError("metrics", "disabled", f"Metrics are disabled ({ENABLED_ENV}).", public=True)
-        if self.token is not None and not _tokens_match(_bearer(authorization), self.token):
+        if self.token is not None and not tokens_match(bearer_token(authorization), self.token):
             return 401, RivetError(
                 "metrics", "unauthorized", "Metrics require a valid bearer token.", public=True, status=401
             )
@@ -357,19 +357,6 @@ def _family(name: str, documentation: str, values: dict[Any, int], extra: str | 
     for labels, value in values.items():
         family.add_metric(list(labels) if extra is not None else [labels], value)
     return family
-
-
-def _bearer(authorization: str | None) -> str | None:
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
-def _tokens_match(given: str | None, expected: str) -> bool:
-    return given is not None and hmac.compare_digest(given.encode(), expected.encode())
 
 
 _standalone: RuntimeMetrics | None = None

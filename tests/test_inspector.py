@@ -20,6 +20,7 @@ from rivetgreen.client.websocket import WebSocket
 from rivetgreen.inspector import auth
 from rivetgreen.inspector import websocket as inspector_ws
 from rivetgreen.registry.router import ActorRouter
+from rivetgreen.tokens import bearer_token, tokens_match
 
 TIMEOUT = 10.0
 
@@ -200,13 +201,13 @@ def test_test_token_environment_variable_overrides_every_actor_token(inspector, 
 
 
 def test_token_comparison_is_constant_time_and_rejects_empty_tokens():
-    assert auth.tokens_match("abc", "abc")
-    assert not auth.tokens_match("abc", "abd")
-    assert not auth.tokens_match("", "")
-    assert not auth.tokens_match(None, "abc")
-    assert not auth.tokens_match("abc", None)
-    assert auth.bearer_token("bearer  tok ") == "tok"
-    assert auth.bearer_token("Token tok") is None
+    assert tokens_match("abc", "abc")
+    assert not tokens_match("abc", "abd")
+    assert not tokens_match("", "")
+    assert not tokens_match(None, "abc")
+    assert not tokens_match("abc", None)
+    assert bearer_token("bearer  tok ") == "tok"
+    assert bearer_token("Token tok") is None
     assert auth.websocket_token(["rivet", "rivet_inspector_token.abc"], "token=zzz") == "abc"
     assert auth.websocket_token(["rivet"], "protocol_version=6&token=zzz") == "zzz"
     assert auth.websocket_token([], "") is None

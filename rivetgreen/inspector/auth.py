@@ -8,12 +8,12 @@ The environment variable ``_RIVET_TEST_INSPECTOR_TOKEN`` replaces every actor's 
 
 from __future__ import annotations
 
-import hmac
 import os
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
 from rivetgreen.errors import RivetError
+from rivetgreen.tokens import tokens_match
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
@@ -29,16 +29,6 @@ def unauthorized() -> RivetError:
     return RivetError("inspector", "unauthorized", UNAUTHORIZED_MESSAGE, public=True, status=401)
 
 
-def bearer_token(authorization: str | None) -> str | None:
-    """The token of an ``Authorization: Bearer <token>`` header value (scheme case-insensitive)."""
-    if not authorization:
-        return None
-    scheme, _, token = authorization.strip().partition(" ")
-    if scheme.lower() != "bearer":
-        return None
-    return token.strip() or None
-
-
 def websocket_token(subprotocols: list[str], query: str) -> str | None:
     """The token a WebSocket offers: the ``rivet_inspector_token.*`` sub-protocol first, then ``?token=``."""
     for item in subprotocols:
@@ -51,13 +41,6 @@ def websocket_token(subprotocols: list[str], query: str) -> str | None:
 def expected_token(task: ActorTask) -> str | None:
     """The token this actor accepts now."""
     return os.environ.get(TEST_TOKEN_ENV) or task.inspector_token
-
-
-def tokens_match(given: str | None, expected: str | None) -> bool:
-    """Constant-time comparison; a missing token on either side never matches."""
-    if not given or not expected:
-        return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def verify(task: ActorTask, given: str | None) -> None:

@@ -20,6 +20,7 @@ from rivetgreen.actor.work import WorkKind
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Request, Response
 from rivetgreen.inspector import auth, database, dispatch, operations, snapshot
+from rivetgreen.tokens import bearer_token
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
@@ -154,7 +155,7 @@ def handle(engine: LocalEngine, actor_id: str, request: Request) -> Response:
     """Answer one ``/inspector/...`` request for actor ``actor_id``; never raises."""
     routed = RouteRequest(request.method, request.path, parse_qs(request.query, keep_blank_values=True), request.body)
     handler = route_for(routed.method, routed.path) or _route_not_found
-    token = auth.bearer_token(request.headers.get("authorization"))
+    token = bearer_token(request.headers.get("authorization"))
 
     def serve(task: ActorTask) -> Any:
         auth.verify(task, token)  # before the route, as the reference does: no route is visible without it

@@ -26,6 +26,7 @@ from rivetgreen.encoding.actor_key import serialize_key
 from rivetgreen.errors import RivetError
 from rivetgreen.inspector import auth, dispatch
 from rivetgreen.inspector.http_routes import error_status
+from rivetgreen.tokens import bearer_token, tokens_match
 
 if TYPE_CHECKING:
     from rivetgreen.engine.directory import ActorRecord
@@ -75,8 +76,8 @@ def register(app: Flask, host: RivetHost) -> None:
         log.info("rivetgreen inspector: http://%s/inspector/?token=%s", app.config["SERVER_NAME"], token)
 
     def authorized() -> bool:
-        given = auth.bearer_token(request.headers.get("Authorization")) or request.args.get("token")
-        return auth.tokens_match(given, host.admin_token)
+        given = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
+        return tokens_match(given, host.admin_token)
 
     @app.route("/inspector/", methods=["GET"], endpoint="rivet_inspector_page")
     def page() -> Response:

@@ -9,9 +9,8 @@ and ``/inspector`` routes are exempt because each needs its actor's own, stronge
 
 from __future__ import annotations
 
-import hmac
-
 from rivetgreen.errors import RivetError
+from rivetgreen.tokens import bearer_token, tokens_match
 
 
 def unauthorized() -> RivetError:
@@ -25,9 +24,9 @@ def presented_tokens(
     tokens = [gateway_token] if gateway_token else []
     if headers.get("x-rivet-token"):
         tokens.append(headers["x-rivet-token"])
-    authorization = headers.get("authorization", "")
-    if authorization.lower().startswith("bearer "):
-        tokens.append(authorization[7:].strip())
+    bearer = bearer_token(headers.get("authorization"))
+    if bearer:
+        tokens.append(bearer)
     tokens += [item[len("rivet_token."):] for item in subprotocols if item.startswith("rivet_token.")]
     return tokens
 
@@ -36,5 +35,5 @@ def check(expected: str | None, presented: list[str]) -> None:
     """Raise ``api/unauthorized`` unless no token is configured or one of ``presented`` matches it."""
     if expected is None:
         return
-    if not any(hmac.compare_digest(token.encode(), expected.encode()) for token in presented):
+    if not any(tokens_match(token, expected) for token in presented):
         raise unauthorized()
