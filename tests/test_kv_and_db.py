@@ -2,21 +2,10 @@
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
 from rivetgreen import RivetError, UserError, actor
-from rivetgreen.encoding.cbor import decode
-from rivetgreen.storage import ActorStore, LocalSqliteBackend
-
-
-def stored_state(registry, actor_id):
-    store = ActorStore(LocalSqliteBackend(os.path.join(registry.data_dir, "actors", f"{actor_id}.sqlite")))
-    try:
-        return decode(store.load().state)
-    finally:
-        store.close()
+from tests.helpers import stored_state
 
 
 def error_of(call, *args):

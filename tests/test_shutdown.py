@@ -8,21 +8,13 @@ import pytest
 
 from rivetgreen import actor, clock
 from rivetgreen.errors import RivetError
+from tests.helpers import stored_state
 
 
 def awake(registry, actor_id):
     return actor_id in registry.engine.instances
 
 
-def stored_state(registry, actor_id):
-    from rivetgreen.encoding.cbor import decode
-    from rivetgreen.storage import ActorStore, LocalSqliteBackend
-
-    backend = LocalSqliteBackend(f"{registry.data_dir}/actors/{actor_id}.sqlite")
-    try:
-        return decode(ActorStore(backend).load().state)
-    finally:
-        backend.close()
 
 
 def test_sleep_grace_waits_for_in_flight_action_then_finalizes(virtual_clock, make_registry):

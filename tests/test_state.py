@@ -3,22 +3,11 @@
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 
 from rivetgreen import RivetError, actor
-from rivetgreen.encoding.cbor import decode
-from rivetgreen.storage import ActorStore, LocalSqliteBackend
-
-
-def stored_state(registry, actor_id):
-    """The state bytes on disk right now, decoded, read through a second connection to the actor's file."""
-    store = ActorStore(LocalSqliteBackend(os.path.join(registry.data_dir, "actors", f"{actor_id}.sqlite")))
-    try:
-        return decode(store.load().state)
-    finally:
-        store.close()
+from tests.helpers import stored_state
 
 
 def plain(value):
