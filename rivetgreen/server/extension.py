@@ -158,6 +158,7 @@ def init_app(
     """Serve ``registry``'s actors from ``app`` (under ``url_prefix`` if given; CORS: ``rivetgreen.server.cors``);
     returns the host state (also at ``app.extensions``)."""
     host = RivetHost(registry)
+    host.url_prefix = url_prefix or ""  # where the routes are, for whoever announces the inspector page's address
     app.extensions[EXTENSION_KEY] = host
     blueprint = Blueprint("rivetgreen", __name__, url_prefix=url_prefix)
 
