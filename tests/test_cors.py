@@ -7,8 +7,10 @@ import pytest
 from flask import Flask, jsonify
 
 from rivetgreen import setup
+from rivetgreen.client import Client
 from rivetgreen.server import init_app
 from rivetgreen.server.cors import ORIGINS_ENV
+from rivetgreen.server.serve import make_server
 from tests.compat.actors import ACTORS
 from tests.test_server import query
 
@@ -130,3 +132,15 @@ def test_a_url_prefix_moves_every_rivetgreen_route(registry):
     listing = client.get("/rivet/inspector/api/actors", headers={"Authorization": f"Bearer {token}"}).get_json()
     assert [actor["key"] for actor in listing["actors"]] == [["prefixed"]]
     assert client.get("/me", headers={"Origin": EVIL_ORIGIN}).get_json()["user"] == "alice"
+
+
+def test_the_python_client_works_under_a_url_prefix(registry):
+    server = make_server(user_app(registry, url_prefix="/rivet"), "127.0.0.1", 0)
+    try:
+        with Client(f"http://127.0.0.1:{server.server_port}/rivet", timeout=10) as client:
+            handle = client.counter.get_or_create(["py-prefix"])
+            assert handle.increment(2) == 2
+            with handle.connect() as conn:  # the WebSocket under the prefix too
+                assert conn.increment(1) == 3
+    finally:
+        server.stop(timeout=5)
