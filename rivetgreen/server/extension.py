@@ -67,7 +67,7 @@ class RivetHost:
         record, _ = self.engine.get_or_create(query.name, query.key, create_input)
         return record.actor_id
 
-    def authorize(self, target: GatewayTarget, headers: dict[str, str], subprotocols: list[str] = ()) -> str:
+    def admit(self, target: GatewayTarget, headers: dict[str, str], subprotocols: list[str] = ()) -> str:
         """Check access, then resolve: the actor id of an admitted request (nothing is created or woken first).
 
         Inspector routes need the actor's own inspector token, checked against the stored one without waking it,
@@ -95,7 +95,7 @@ class RivetHost:
         headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
-            actor_id = self.authorize(target, headers)
+            actor_id = self.admit(target, headers)
         except RivetError as error:
             return _json_error(error, _gateway_status(error))
         neutral = Request(
@@ -109,7 +109,7 @@ class RivetHost:
         headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
-            actor_id = self.authorize(target, headers, ws.offered_subprotocols)
+            actor_id = self.admit(target, headers, ws.offered_subprotocols)
         except RivetError as error:
             ws.close(1008 if error.code == "unauthorized" else 1011, f"{error.group}.{error.code}")
         else:
