@@ -1,29 +1,52 @@
 """CORS on the Flask host: only rivetgreen's routes (its Blueprint) get CORS headers, credentials only for listed
-origins, and the URL prefix option moves every rivetgreen route."""
+origins; the gateway refuses browser requests from origins the policy does not allow and keeps the visitor's cookies
+from actors when an origin is allowed only without credentials (HTTP and WebSocket); and the URL prefix option moves
+every rivetgreen route."""
 
 from __future__ import annotations
 
+from collections import deque
+
+import gevent.socket
 import pytest
 from flask import Flask, jsonify
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, Request
 
-from rivetgreen import setup
+from rivetgreen import Response, actor, setup
 from rivetgreen.client import Client
 from rivetgreen.server import init_app
 from rivetgreen.server.cors import ORIGINS_ENV
 from rivetgreen.server.serve import make_server
 from tests.compat.actors import ACTORS
-from tests.test_server import query
+from tests.test_server import TIMEOUT, WsClient, query
 
 APP_ORIGIN = "https://app.example"
 EVIL_ORIGIN = "https://evil.example"
 ACTION = {"json": {"args": [1]}, "headers": {"x-rivet-encoding": "json"}}
 
 
+COOKIE = "session=visitor-secret"
+
+# An actor whose raw routes report the cookie they were given, as a cookie-authenticated handler would read it.
+cookie_jar = actor("cookieJar")
+
+
+@cookie_jar.on_request
+def cookie_request(c, request):
+    return Response(request.headers.get("cookie") or "no cookie")
+
+
+@cookie_jar.on_websocket
+def cookie_websocket(c, ws, request):
+    ws.send(request.headers.get("cookie") or "no cookie")
+
+
 @pytest.fixture
 def registry(tmp_path, monkeypatch):
     monkeypatch.delenv(ORIGINS_ENV, raising=False)
     monkeypatch.delenv("RIVETGREEN_TOKEN", raising=False)
-    registry = setup(*ACTORS, data_dir=str(tmp_path / "data"))
+    registry = setup(*ACTORS, cookie_jar, data_dir=str(tmp_path / "data"))
     yield registry
     registry.shutdown()
 
@@ -78,11 +101,62 @@ def test_by_default_any_origin_may_read_without_credentials(registry):
 def test_an_unlisted_origin_gets_nothing_when_origins_are_listed(registry):
     client = user_app(registry, cors_origins=[APP_ORIGIN]).test_client()
     url = query("counter", "/action/increment", ["listed"])
-    response = client.post(url, headers={**ACTION["headers"], "Origin": EVIL_ORIGIN}, json=ACTION["json"])
-    assert response.status_code == 200  # the browser, not the server, withholds the answer from the page
-    assert cors_headers(response) == {}
     assert cors_headers(preflight(client, url, EVIL_ORIGIN)) == {}
+    # A "simple" request needs no preflight, and CORS would only hide its answer: it is refused before it runs.
+    response = client.post(url, headers={**ACTION["headers"], "Origin": EVIL_ORIGIN}, json=ACTION["json"])
+    assert response.status_code == 403
+    assert (response.get_json()["group"], response.get_json()["code"]) == ("api", "forbidden_origin")
+    assert cors_headers(response) == {}
     assert "Origin" in response.headers["Vary"]  # a cache must not hand one origin's answer to another
+    assert registry.engine.directory.list("counter") == []
+    same_site = client.post(url, headers={**ACTION["headers"], "Origin": "http://localhost"}, json=ACTION["json"])
+    assert same_site.get_json() == {"output": 1}  # a page of this host itself (Host: localhost) is never refused
+
+
+@pytest.mark.parametrize("origin, cookie", [
+    (EVIL_ORIGIN, "no cookie"),  # allowed by "*" only: without credentials
+    (APP_ORIGIN, COOKIE),  # listed: with credentials
+    ("http://localhost", COOKIE),  # same origin
+    (None, COOKIE),  # not a browser
+])
+def test_cookies_reach_actors_only_from_origins_allowed_credentials(registry, origin, cookie):
+    client = user_app(registry, cors_origins=["*", APP_ORIGIN]).test_client()
+    client.set_cookie("session", "visitor-secret")
+    headers = {"Origin": origin} if origin else {}
+    assert client.get(query("cookieJar", "/request/me", ["jar"]), headers=headers).text == cookie
+
+
+class BrowserSocket(WsClient):
+    """A WebSocket opened as a browser page opens one: with its ``Origin`` and the site's cookies."""
+
+    def __init__(self, port: int, target: str, origin: str) -> None:
+        self.sock = gevent.socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.events = deque()
+        self.close_event = None
+        headers = [(b"Origin", origin.encode()), (b"Cookie", COOKIE.encode())]
+        self._send(self.ws.send(Request(host=f"127.0.0.1:{port}", target=target, subprotocols=["rivet"],
+                                        extra_headers=headers)))
+        assert isinstance(self._next_event(), AcceptConnection)
+
+
+def test_websockets_from_other_origins_are_gated_too(registry):
+    server = make_server(user_app(registry, cors_origins=["*", APP_ORIGIN]), "127.0.0.1", 0)
+    port = server.server_port
+    try:
+        target = query("cookieJar", "/websocket/", ["jar"])
+        assert BrowserSocket(port, target, APP_ORIGIN).receive_message() == COOKIE
+        assert BrowserSocket(port, target, f"http://127.0.0.1:{port}").receive_message() == COOKIE
+        assert BrowserSocket(port, target, EVIL_ORIGIN).receive_message() == "no cookie"
+    finally:
+        server.stop(timeout=5)
+    server = make_server(user_app(registry, cors_origins=[APP_ORIGIN]), "127.0.0.1", 0)
+    try:
+        refused = BrowserSocket(server.server_port, query("cookieJar", "/websocket/", ["other"]), EVIL_ORIGIN)
+        assert refused.expect_close() == (1008, "api.forbidden_origin", [])
+        assert [record.key for record in registry.engine.directory.list("cookieJar")] == [["jar"]]
+    finally:
+        server.stop(timeout=5)
 
 
 def test_a_listed_origin_gets_preflight_and_request_with_credentials(registry):

@@ -7,6 +7,11 @@ the list lets every other origin read answers without credentials (``Access-Cont
 official client cannot use, but plain ``fetch`` can); an origin that matches neither gets no CORS headers.
 Default: ``RIVETGREEN_CORS_ORIGINS`` (comma- or space-separated) if set, else ``["*"]``; ``[]`` turns CORS off.
 A flask-cors policy has one credentials switch for all its origins, hence this small policy of its own.
+
+CORS only hides answers from pages: the request itself still runs, and browsers do not apply CORS to WebSockets at
+all. So the gateway also gates browser requests (:meth:`CorsPolicy.gate`): an origin the policy does not allow is
+refused before anything runs, and one allowed only without credentials reaches the actor without its cookies.
+A same-origin request (``Origin`` naming the ``Host`` it was sent to) is always allowed.
 """
 
 from __future__ import annotations
@@ -14,8 +19,11 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from flask import Request, Response
+
+from rivetgreen.errors import RivetError
 
 ORIGINS_ENV = "RIVETGREEN_CORS_ORIGINS"
 ANY_ORIGIN = "*"
@@ -47,6 +55,18 @@ class CorsPolicy:
         if self.any_origin:
             return ANY_ORIGIN, False
         return None
+
+    def gate(self, headers: dict[str, str]) -> None:
+        """Refuse a cross-origin browser request from an origin the policy does not allow (403
+        ``api/forbidden_origin``), and drop the cookies from ``headers`` when its origin may not send credentials."""
+        origin = headers.get("origin")
+        if not origin or same_origin(origin, headers.get("host")):
+            return
+        allowed = self.allow_origin(origin)
+        if allowed is None:
+            raise RivetError("api", "forbidden_origin", f"Origin {origin[:200]!r} may not use this host.", status=403)
+        if not allowed[1]:
+            headers.pop("cookie", None)
 
     def apply(self, request: Request, response: Response) -> Response:
         """Add the CORS headers ``request``'s origin may have to ``response``."""
@@ -80,3 +100,11 @@ class CorsPolicy:
 def normalize(origin: str) -> str:
     """Origins compare as browsers send them: lower case, no trailing slash."""
     return origin.strip().rstrip("/").lower()
+
+
+def same_origin(origin: str, host: str | None) -> bool:
+    """Whether ``origin`` names the host the request was sent to (behind a proxy, the ``Host`` it passes on)."""
+    try:
+        return bool(host) and urlsplit(origin.strip()).netloc.lower() == host.strip().lower()
+    except ValueError:  # not a URL at all
+        return False

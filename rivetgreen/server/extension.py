@@ -36,13 +36,15 @@ log = logging.getLogger("rivetgreen.server")
 
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 EXTENSION_KEY = "rivetgreen"
+ACCESS_REFUSALS = ("unauthorized", "forbidden_origin")  # error codes a WebSocket is closed for with 1008
 
 
 class RivetHost:
     """The state the extension keeps on ``app.extensions["rivetgreen"]``."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, cors: CorsPolicy) -> None:
         self.registry = registry
+        self.cors = cors
         self.engine: LocalEngine = registry.engine
         self.router = ActorRouter(self.engine)
 
@@ -70,9 +72,11 @@ class RivetHost:
     def admit(self, target: GatewayTarget, headers: dict[str, str], subprotocols: list[str] = ()) -> str:
         """Check access, then resolve: the actor id of an admitted request (nothing is created or woken first).
 
-        Inspector routes need the actor's own inspector token, checked against the stored one without waking it,
-        and never create an actor; every other route needs the host's client token (``/metrics`` also the metrics
-        token)."""
+        A browser's origin must be allowed (``CorsPolicy.gate``, which also drops the cookies from ``headers`` of
+        one allowed without credentials). Inspector routes need the actor's own inspector token, checked against
+        the stored one without waking it, and never create an actor; every other route needs the host's client
+        token (``/metrics`` also the metrics token)."""
+        self.cors.gate(headers)
         if target.path == "/inspector" or target.path.startswith("/inspector/"):
             actor_id = self._find_for_inspector(target)
             presented = inspector_auth.presented_tokens(headers, subprotocols, target.actor_query_string)
@@ -111,7 +115,7 @@ class RivetHost:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
             actor_id = self.admit(target, headers, ws.offered_subprotocols)
         except RivetError as error:
-            ws.close(1008 if error.code == "unauthorized" else 1011, f"{error.group}.{error.code}")
+            ws.close(1008 if error.code in ACCESS_REFUSALS else 1011, f"{error.group}.{error.code}")
         else:
             try:
                 self.router.handle_websocket(actor_id, target.path, target.actor_query_string, headers, ws)
@@ -157,7 +161,7 @@ def init_app(
 ) -> RivetHost:
     """Serve ``registry``'s actors from ``app`` (under ``url_prefix`` if given; CORS: ``rivetgreen.server.cors``);
     returns the host state (also at ``app.extensions``)."""
-    host = RivetHost(registry)
+    host = RivetHost(registry, CorsPolicy.from_setting(cors_origins))
     host.url_prefix = url_prefix or ""  # where the routes are, for whoever announces the inspector page's address
     app.extensions[EXTENSION_KEY] = host
     blueprint = Blueprint("rivetgreen", __name__, url_prefix=url_prefix)
@@ -220,8 +224,7 @@ def init_app(
     def gateway_websocket(path: str) -> Response:
         return host.gateway_websocket(path)
 
-    cors = CorsPolicy.from_setting(cors_origins)
-    blueprint.after_request(lambda response: cors.apply(request, response))
+    blueprint.after_request(lambda response: host.cors.apply(request, response))
     # the inspector page and its admin API (host.admin_token)
     inspector_page.register(blueprint, host, app.config.get("SERVER_NAME"))
     app.register_blueprint(blueprint)
