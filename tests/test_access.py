@@ -14,8 +14,6 @@ from tests.compat.actors import ACTORS
 from tests.test_server import WsClient, direct, query
 
 TOKEN = "t0ken"
-
-
 ADMIN_TOKEN = "adm1n"
 HOOK_CALLS: Counter[str] = Counter()  # how often the probe actor was created and woken
 
@@ -242,3 +240,17 @@ def test_a_refused_websocket_closes_1008_and_touches_no_actor(port, registry, pa
             code, got_reason, messages = ws.expect_close()
             assert (code, got_reason, messages) == (1008, reason, []), target
     assert_untouched(registry, actor_id)
+
+
+def test_an_actors_metrics_check_the_metrics_token_before_resolving(tmp_path):
+    guarded = setup(probe, data_dir=str(tmp_path / "metrics"), token=TOKEN, metrics_token="m3trics")
+    try:
+        client = guarded.flask_app().test_client()
+        url = query("probe", "/metrics", ["ghost"], extra=f"&rvt-token={TOKEN}")
+        response = client.get(url)  # the client token alone is not enough
+        assert (response.status_code, response.get_json()["code"]) == (401, "unauthorized")
+        assert response.get_json()["group"] == "metrics"
+        assert guarded.engine.directory.list("probe") == []
+        assert client.get(url, headers={"Authorization": "Bearer m3trics"}).status_code == 200
+    finally:
+        guarded.shutdown()
