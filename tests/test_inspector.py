@@ -188,10 +188,10 @@ def test_tokens_are_per_actor_and_survive_sleep(client, registry):
     assert first.ok("GET", "/state")["isStateEnabled"] is True
 
 
-def test_a_refused_request_still_wakes_the_actor_to_check_the_token(inspector, client, registry):
+def test_a_refused_request_does_not_wake_the_actor(inspector, client, registry):
     registry.sleep(inspector.id)
     assert_error(inspector.call("GET", "/state", token="wrong"), 401, "inspector", "unauthorized")
-    assert inspector.id in registry.engine.instances
+    assert inspector.id not in registry.engine.instances  # checked against the stored token (tests/test_access.py)
 
 
 def test_test_token_environment_variable_overrides_every_actor_token(inspector, monkeypatch):
@@ -213,9 +213,10 @@ def test_token_comparison_is_constant_time_and_rejects_empty_tokens():
     assert auth.websocket_token([], "") is None
 
 
-def test_unknown_actor_is_404_and_unknown_route_is_404_after_auth(inspector, client):
+def test_unknown_actor_is_401_and_unknown_route_is_404_after_auth(inspector, client):
+    # No actor, no token to match: answered as a wrong token is, so ids cannot be probed (README "Inspector").
     assert_error(client.get("/gateway/no-such-actor/inspector/state", headers=bearer(inspector.token)),
-                 404, "actor", "not_found")
+                 401, "inspector", "unauthorized")
     body = assert_error(inspector.call("GET", "/nope"), 404, "actor", "not_found")
     assert body["message"] == "Inspector route was not found"
     assert_error(inspector.call("PUT", "/state", {"state": 1}), 404, "actor", "not_found")
@@ -525,7 +526,7 @@ def test_websocket_refuses_an_invalid_protocol_version(port, registry, version):
 def test_websocket_to_an_unknown_actor_closes(port, registry):
     ws = open_socket(port, "no-such-actor", "x")
     assert ws.receive() is None
-    assert (ws.close_code, ws.close_reason) == (1011, "actor.not_found")
+    assert (ws.close_code, ws.close_reason) == (1008, "inspector.unauthorized")  # as a wrong token: no probing
 
 
 # The session and idle sleep (virtual clock) ----------------------------------------------------------------------

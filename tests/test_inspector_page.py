@@ -87,12 +87,12 @@ def browser_driver() -> Path:
     return NODE_DIR
 
 
-@pytest.fixture
-def served(tmp_path):
+@pytest.fixture(params=["", "/rivet"], ids=["root", "url-prefix"])
+def served(tmp_path, request):
     registry = setup(counter, notes, data_dir=str(tmp_path / "data"))
-    app = registry.flask_app()
+    app = registry.flask_app(url_prefix=request.param or None)
     server = make_server(app, "127.0.0.1", 0)
-    yield registry, app, f"http://127.0.0.1:{server.server_port}"
+    yield registry, app, f"http://127.0.0.1:{server.server_port}{request.param}"
     server.stop(timeout=5)
     registry.shutdown()
 

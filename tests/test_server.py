@@ -700,24 +700,6 @@ def test_health_metadata_and_banner_per_actor(client):
         assert_error(client.post(direct(actor_id, path)), 405, "actor", "method_not_allowed")
 
 
-def test_cors_preflight_on_the_gateway(client):
-    # Browsers preflight every gateway call (client-protocol.md §11.8); the engine answers 204 with the CORS
-    # headers. A preflight is not the call: it must not reach (or create) the actor.
-    url = query("counter", "/action/increment", ["preflight"])
-    response = client.options(url, headers={"Origin": "http://app.example", "Access-Control-Request-Method": "POST",
-                                            "Access-Control-Request-Headers": "content-type,x-rivet-encoding"})
-    assert response.status_code in (200, 204), (response.status_code, response.data)
-    assert response.headers["Access-Control-Allow-Origin"] == "http://app.example"
-    assert response.headers["Access-Control-Allow-Credentials"] == "true"
-    assert "POST" in response.headers["Access-Control-Allow-Methods"]
-    assert "x-rivet-encoding" in response.headers["Access-Control-Allow-Headers"]
-    assert client.get("/actors?name=counter&namespace=default").get_json()["actors"] == []
-    preflight = client.options("/actors?namespace=default",
-                               headers={"Origin": "http://app.example", "Access-Control-Request-Method": "PUT"})
-    assert preflight.status_code in (200, 204)
-    assert preflight.headers["Access-Control-Allow-Origin"] == "http://app.example"
-
-
 def test_raw_request_is_exempt_from_the_message_limit(client):
     body = os.urandom(MIB)
     response = client.post(query("rawEcho", "/request/upload?size=big", ["raw"]), data=body,

@@ -26,6 +26,7 @@ from rivetgreen.engine.admission import registry_admission
 from rivetgreen.engine.directory import ActorRecord, Directory
 from rivetgreen.metrics import RuntimeMetrics
 from rivetgreen.storage import ActorStore, LocalSqliteBackend
+from rivetgreen.storage.actor_store import read_inspector_token
 
 if TYPE_CHECKING:
     from rivetgreen.actor.definition import ActorDefinition
@@ -118,6 +119,14 @@ class LocalEngine:
                 raise errors.not_found(actor_id)
             self._records_by_id[actor_id] = record
         return record
+
+    def stored_inspector_token(self, actor_id: str) -> str | None:
+        """The actor's inspector token without waking it: the running generation's, else the one stored in its
+        database (None before its first start). ``actor/not_found`` for an unknown id."""
+        instance = self.instances.get(actor_id)
+        if instance is not None and instance.task is not None and instance.task.inspector_token:
+            return instance.task.inspector_token
+        return read_inspector_token(self._actor_path(self.lookup(actor_id).actor_id))
 
     def _definition(self, name: str) -> ActorDefinition:
         definition = self.definitions.get(name)

@@ -2,9 +2,12 @@
 
 Everything here needs the host's admin token (``RIVETGREEN_ADMIN_TOKEN``, else a random one made when the app is
 created and logged once): as ``Authorization: Bearer <token>`` or ``?token=``. The API lists actors from the
-engine's directory without waking them, and hands out one actor's inspector token (which wakes it); the page then
-talks to that actor's own inspector routes through the gateway (``/gateway/{id}/inspector/...`` and the live
-``/gateway/{id}/inspector/connect``), exactly as any other inspector client would.
+engine's directory without waking them, and hands out one actor's inspector token (read from its storage without
+waking it; only an actor that never started is started to make one); the page then talks to that actor's own
+inspector routes through the gateway (``/gateway/{id}/inspector/...`` and the live
+``/gateway/{id}/inspector/connect``), exactly as any other inspector client would. The admin token is checked
+before anything else. The routes sit on rivetgreen's Blueprint, so they follow its URL prefix (the page finds its
+base from its own address).
 
 Routes: ``GET /inspector/`` (the page), ``GET /inspector/api/actors[?name=]``, ``GET /inspector/api/actors/{id}``,
 ``POST /inspector/api/actors/{id}/token``.
@@ -20,7 +23,7 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from flask import Flask, Response, request
+from flask import Blueprint, Response, request
 
 from rivetgreen.encoding.actor_key import serialize_key
 from rivetgreen.errors import RivetError
@@ -66,26 +69,27 @@ def admin_token_from_env() -> tuple[str, bool]:
     return secrets.token_urlsafe(24), True
 
 
-def register(app: Flask, host: RivetHost) -> None:
-    """Add the page and its API to ``app``; the admin token is ``host.admin_token``."""
+def register(blueprint: Blueprint, host: RivetHost, server_name: str | None = None) -> None:
+    """Add the page and its API to ``blueprint``; the admin token is ``host.admin_token``."""
     token, generated = admin_token_from_env()
     host.admin_token = token
     engine = host.engine
-    if generated and app.config.get("SERVER_NAME"):
+    if generated and server_name:
         # Otherwise the address is not known yet; rivetgreen.server.serve() logs the full URL once it listens.
-        log.info("rivetgreen inspector: http://%s/inspector/?token=%s", app.config["SERVER_NAME"], token)
+        prefix = blueprint.url_prefix or ""
+        log.info("rivetgreen inspector: http://%s%s/inspector/?token=%s", server_name, prefix, token)
 
     def authorized() -> bool:
         given = bearer_token(request.headers.get("Authorization")) or request.args.get("token")
         return tokens_match(given, host.admin_token)
 
-    @app.route("/inspector/", methods=["GET"], endpoint="rivet_inspector_page")
+    @blueprint.route("/inspector/", methods=["GET"], endpoint="rivet_inspector_page")
     def page() -> Response:
         if not authorized():
             return Response(UNAUTHORIZED_PAGE, status=401, headers=PAGE_HEADERS)
         return Response(page_html(), headers=PAGE_HEADERS)
 
-    @app.route("/inspector/api/actors", methods=["GET"], endpoint="rivet_inspector_actors")
+    @blueprint.route("/inspector/api/actors", methods=["GET"], endpoint="rivet_inspector_actors")
     def actors() -> Response:
         if not authorized():
             return _unauthorized()
@@ -93,7 +97,7 @@ def register(app: Flask, host: RivetHost) -> None:
         records = engine.directory.list(name) if name is None or name in engine.definitions else []
         return _json({"names": list(engine.definitions), "actors": [describe(engine, r) for r in records]})
 
-    @app.route("/inspector/api/actors/<actor_id>", methods=["GET"], endpoint="rivet_inspector_actor")
+    @blueprint.route("/inspector/api/actors/<actor_id>", methods=["GET"], endpoint="rivet_inspector_actor")
     def actor(actor_id: str) -> Response:
         if not authorized():
             return _unauthorized()
@@ -102,12 +106,12 @@ def register(app: Flask, host: RivetHost) -> None:
             return _error(RivetError("actor", "not_found", f"Actor {actor_id!r} was not found.", public=True))
         return _json(describe(engine, record))
 
-    @app.route("/inspector/api/actors/<actor_id>/token", methods=["POST"], endpoint="rivet_inspector_actor_token")
+    @blueprint.route("/inspector/api/actors/<actor_id>/token", methods=["POST"], endpoint="rivet_inspector_actor_token")
     def actor_token(actor_id: str) -> Response:
         if not authorized():
             return _unauthorized()
         try:
-            token = dispatch.perform(engine, actor_id, auth.expected_token)
+            token = auth.stored_token(engine, actor_id) or dispatch.perform(engine, actor_id, auth.expected_token)
         except RivetError as error:
             return _error(error)
         return _json({**describe(engine, engine.lookup(actor_id)), "token": token})

@@ -74,17 +74,19 @@ class Registry:
         """Destroy an actor and its data; its id is ``actor/not_found`` afterwards."""
         self.engine.destroy(actor_id)
 
-    def flask_app(self, name: str = "rivetgreen") -> Any:
-        """A new Flask app serving these actors to RivetKit clients (see ``rivetgreen.server``)."""
+    def flask_app(self, name: str = "rivetgreen", **options: Any) -> Any:
+        """A new Flask app serving these actors to RivetKit clients (see ``rivetgreen.server``; ``options``:
+        ``url_prefix``, ``cors_origins``)."""
         from rivetgreen.server import create_app  # the server sits above the registry; imported on demand
 
-        return create_app(self, name)
+        return create_app(self, name, **options)
 
-    def init_app(self, app: Any) -> Any:
-        """Serve these actors from an existing Flask app (Flask extension convention)."""
+    def init_app(self, app: Any, **options: Any) -> Any:
+        """Serve these actors from an existing Flask app (Flask extension convention; options as for
+        :meth:`flask_app`)."""
         from rivetgreen.server import init_app
 
-        return init_app(app, self)
+        return init_app(app, self, **options)
 
     def shutdown(self) -> None:
         """Put every running actor to sleep and close storage. The registry cannot be used afterwards."""

@@ -1,8 +1,11 @@
 """The Flask extension: serves a registry's actors to the official RivetKit clients and ours.
 
-``init_app(app, registry)`` adds the engine-shaped API (``/metadata``, ``/actors``) and the gateway
+``init_app(app, registry)`` adds the engine-shaped API (``/metadata``, ``/actors``), ``/metrics``, the gateway
 (``/gateway/...``, HTTP and WebSocket) and the inspector page (``/inspector/``, see ``rivetgreen.inspector.page``)
-to an existing Flask app; ``create_app(registry)`` makes a new one.
+to an existing Flask app, on a Blueprint (optionally under a URL prefix) whose CORS policy
+(``rivetgreen.server.cors``) touches no other route; ``create_app(registry)`` makes a new app.
+Every route checks access before anything else (``rivetgreen.server.access``): no actor is resolved, created or
+woken for a request that is refused.
 Serve it with gevent (``rivetgreen.server.serve``) or gunicorn's gevent worker; one worker per host process, as
 actors live in the process that runs them.
 """
@@ -11,18 +14,21 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from typing import Any
 
-from flask import Flask, Response, request
+from flask import Blueprint, Flask, Response, request
 
 from rivetgreen import errors
 from rivetgreen.encoding.cbor import encode
 from rivetgreen.engine.local import LocalEngine
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Request
+from rivetgreen.inspector import auth as inspector_auth
 from rivetgreen.inspector import page as inspector_page
 from rivetgreen.registry.router import ActorRouter
 from rivetgreen.server import access, engine_api
+from rivetgreen.server.cors import CorsPolicy
 from rivetgreen.server.gateway import GatewayTarget, parse_gateway
 from rivetgreen.server.websocket import GreenWebSocket
 
@@ -30,46 +36,70 @@ log = logging.getLogger("rivetgreen.server")
 
 HTTP_METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 EXTENSION_KEY = "rivetgreen"
+ACCESS_REFUSALS = ("unauthorized", "forbidden_origin")  # error codes a WebSocket is closed for with 1008
 
 
 class RivetHost:
     """The state the extension keeps on ``app.extensions["rivetgreen"]``."""
 
-    def __init__(self, registry: Any) -> None:
+    def __init__(self, registry: Any, cors: CorsPolicy) -> None:
         self.registry = registry
+        self.cors = cors
         self.engine: LocalEngine = registry.engine
         self.router = ActorRouter(self.engine)
 
     # gateway ---------------------------------------------------------------------------------------------------
-    def resolve(self, target: GatewayTarget) -> str:
-        """The actor id a gateway target names (creating it for a getOrCreate query)."""
+    def find(self, target: GatewayTarget) -> str:
+        """The actor id a gateway target names, never creating one."""
         if target.actor_id is not None:
             return target.actor_id
         query = target.query
         assert query is not None
-        if query.method == "get":
-            record = self.engine.get(query.name, query.key)
-            if record is None:
-                raise errors.actor_not_found_by_key(query.name, query.key)
-            return record.actor_id
+        record = self.engine.get(query.name, query.key)
+        if record is None:
+            raise errors.actor_not_found_by_key(query.name, query.key)
+        return record.actor_id
+
+    def resolve(self, target: GatewayTarget) -> str:
+        """The actor id a gateway target names (creating it for a getOrCreate query)."""
+        query = target.query
+        if query is None or query.method == "get":
+            return self.find(target)
         create_input = encode(query.create_input) if query.has_input else None
         record, _ = self.engine.get_or_create(query.name, query.key, create_input)
         return record.actor_id
 
-    def authorize(self, target: GatewayTarget, headers: dict[str, str], subprotocols: list[str] = ()) -> None:
-        """The host's client token, unless the route has a token of its own (the inspector)."""
+    def admit(self, target: GatewayTarget, headers: dict[str, str], subprotocols: list[str] = ()) -> str:
+        """Check access, then resolve: the actor id of an admitted request (nothing is created or woken first).
+
+        A browser's origin must be allowed (``CorsPolicy.gate``, which also drops the cookies from ``headers`` of
+        one allowed without credentials). Inspector routes need the actor's own inspector token, checked against
+        the stored one without waking it, and never create an actor; every other route needs the host's client
+        token (``/metrics`` also the metrics token)."""
+        self.cors.gate(headers)
         if target.path == "/inspector" or target.path.startswith("/inspector/"):
-            return
+            actor_id = self._find_for_inspector(target)
+            presented = inspector_auth.presented_tokens(headers, subprotocols, target.actor_query_string)
+            inspector_auth.verify_stored(self.engine, actor_id, presented)
+            return actor_id
         access.check(self.registry.token, access.presented_tokens(headers, target.token, subprotocols))
+        if target.path == "/metrics":
+            access.check_metrics(self.engine.metrics, headers)
+        return self.resolve(target)
+
+    def _find_for_inspector(self, target: GatewayTarget) -> str:
+        try:
+            return self.find(target)
+        except RivetError:  # an unknown actor answers as a wrong token does: no probing without a token
+            raise inspector_auth.unauthorized() from None
 
     def gateway_http(self, path: str) -> Response:
         if request.method == "OPTIONS" and "Access-Control-Request-Method" in request.headers:
-            return Response(status=204)  # a browser's CORS preflight; allow_browsers() adds the headers
+            return Response(status=204)  # a browser's CORS preflight; CorsPolicy.apply adds the headers
         headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
-            self.authorize(target, headers)
-            actor_id = self.resolve(target)
+            actor_id = self.admit(target, headers)
         except RivetError as error:
             return _json_error(error, _gateway_status(error))
         neutral = Request(
@@ -83,10 +113,9 @@ class RivetHost:
         headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))
-            self.authorize(target, headers, ws.offered_subprotocols)
-            actor_id = self.resolve(target)
+            actor_id = self.admit(target, headers, ws.offered_subprotocols)
         except RivetError as error:
-            ws.close(1008 if error.code == "unauthorized" else 1011, f"{error.group}.{error.code}")
+            ws.close(1008 if error.code in ACCESS_REFUSALS else 1011, f"{error.group}.{error.code}")
         else:
             try:
                 self.router.handle_websocket(actor_id, target.path, target.actor_query_string, headers, ws)
@@ -114,7 +143,7 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
 
 
 def _gateway_status(error: RivetError) -> int:
-    return {"not_found": 404, "unauthorized": 401}.get(error.code, 400)
+    return error.status or {"not_found": 404, "unauthorized": 401}.get(error.code, 400)
 
 
 def _json(value: Any, status: int = 200) -> Response:
@@ -122,32 +151,55 @@ def _json(value: Any, status: int = 200) -> Response:
 
 
 def _json_error(error: RivetError, status: int) -> Response:
-    return _json(error.to_client(), status)
+    body = error.to_client()
+    body.setdefault("metadata", None)  # the spec's error shape always has the key
+    return _json(body, status)
 
 
-def init_app(app: Flask, registry: Any) -> RivetHost:
-    """Serve ``registry``'s actors from ``app``; returns the host state (also at ``app.extensions``)."""
-    host = RivetHost(registry)
+def init_app(
+    app: Flask, registry: Any, *, url_prefix: str | None = None, cors_origins: Iterable[str] | None = None
+) -> RivetHost:
+    """Serve ``registry``'s actors from ``app`` (under ``url_prefix`` if given; CORS: ``rivetgreen.server.cors``);
+    returns the host state (also at ``app.extensions``)."""
+    host = RivetHost(registry, CorsPolicy.from_setting(cors_origins))
+    host.url_prefix = url_prefix or ""  # where the routes are, for whoever announces the inspector page's address
     app.extensions[EXTENSION_KEY] = host
+    blueprint = Blueprint("rivetgreen", __name__, url_prefix=url_prefix)
+
+    def refused(check: Any, *args: Any) -> Response | None:
+        """The error answer when ``check(*args)`` refuses access, else None."""
+        try:
+            check(*args)
+        except RivetError as error:
+            return _json_error(error, engine_api.engine_status(error))
+        return None
+
+    def client_token_refused() -> Response | None:
+        return refused(access.check, registry.token, access.presented_tokens(_headers(request.environ)))
 
     def engine_call(function: Any, *args: Any) -> Response:
         try:
-            access.check(registry.token, access.presented_tokens(_headers(request.environ)))
             return _json(function(*args))
         except RivetError as error:
             return _json_error(error, engine_api.engine_status(error))
 
-    @app.route("/metadata", methods=["GET"], endpoint="rivet_metadata")
+    @blueprint.route("/metadata", methods=["GET"], endpoint="rivet_metadata")
     def metadata() -> Response:
         return _json(engine_api.metadata(host.engine))
 
-    @app.route("/metrics", methods=["GET"], endpoint="rivet_metrics")
-    def metrics() -> Response:  # Prometheus text; bearer token when one is configured (rivetgreen.metrics)
+    @blueprint.route("/metrics", methods=["GET"], endpoint="rivet_metrics")
+    def metrics() -> Response:  # Prometheus text; bearer token when one is configured (rivetgreen.server.access)
+        refusal = refused(access.check_metrics_scrape, registry, _headers(request.environ))
+        if refusal is not None:
+            return refusal
         answer = host.engine.metrics.http_response(request.headers.get("Authorization"))
         return Response(answer.data, status=answer.status, headers=answer.headers)
 
-    @app.route("/actors", methods=["GET", "PUT", "POST"], endpoint="rivet_actors")
+    @blueprint.route("/actors", methods=["GET", "PUT", "POST"], endpoint="rivet_actors")
     def actors() -> Response:
+        refusal = client_token_refused()  # before the body is even read
+        if refusal is not None:
+            return refusal
         if request.method == "GET":
             args = request.args
             return engine_call(engine_api.list_actors, host.engine, args.get("name"), args.get("key"),
@@ -157,39 +209,33 @@ def init_app(app: Flask, registry: Any) -> RivetHost:
             return engine_call(engine_api.get_or_create_actor, host.engine, body)
         return engine_call(engine_api.create_actor, host.engine, body)
 
-    @app.route("/actors/<actor_id>", methods=["DELETE"], endpoint="rivet_actor")
+    @blueprint.route("/actors/<actor_id>", methods=["DELETE"], endpoint="rivet_actor")
     def actor(actor_id: str) -> Response:
+        refusal = client_token_refused()
+        if refusal is not None:
+            return refusal
         return engine_call(engine_api.destroy_actor, host.engine, actor_id)
 
-    @app.route("/gateway/<path:path>", methods=HTTP_METHODS, endpoint="rivet_gateway")
+    @blueprint.route("/gateway/<path:path>", methods=HTTP_METHODS, endpoint="rivet_gateway")
     def gateway(path: str) -> Response:
         return host.gateway_http(path)
 
-    @app.route("/gateway/<path:path>", websocket=True, endpoint="rivet_gateway_websocket")
+    @blueprint.route("/gateway/<path:path>", websocket=True, endpoint="rivet_gateway_websocket")
     def gateway_websocket(path: str) -> Response:
         return host.gateway_websocket(path)
 
-    @app.after_request
-    def allow_browsers(response: Response) -> Response:
-        # The official client sends credentials; the engine echoes the origin and allows them.
-        origin = request.headers.get("Origin")
-        if origin:
-            response.headers["Access-Control-Allow-Origin"] = origin
-            response.headers["Access-Control-Allow-Credentials"] = "true"
-            response.headers["Access-Control-Expose-Headers"] = "*"
-            if request.method == "OPTIONS":
-                response.headers["Access-Control-Allow-Methods"] = ", ".join(HTTP_METHODS)
-                requested = request.headers.get("Access-Control-Request-Headers")
-                if requested:
-                    response.headers["Access-Control-Allow-Headers"] = requested
-        return response
-
-    inspector_page.register(app, host)  # the inspector page and its admin API (host.admin_token)
+    blueprint.after_request(lambda response: host.cors.apply(request, response))
+    # the inspector page and its admin API (host.admin_token)
+    inspector_page.register(blueprint, host, app.config.get("SERVER_NAME"))
+    app.register_blueprint(blueprint)
     return host
 
 
-def create_app(registry: Any, name: str = "rivetgreen") -> Flask:
-    """A new Flask app serving ``registry``."""
+def create_app(
+    registry: Any, name: str = "rivetgreen", *, url_prefix: str | None = None,
+    cors_origins: Iterable[str] | None = None,
+) -> Flask:
+    """A new Flask app serving ``registry`` (options as for :func:`init_app`)."""
     app = Flask(name)
-    init_app(app, registry)
+    init_app(app, registry, url_prefix=url_prefix, cors_origins=cors_origins)
     return app

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from rivetgreen.storage.backend import iterate_chunks
@@ -23,6 +26,24 @@ class PersistedActor:
     state: bytes | None
     inspector_token: str | None
     last_pushed_alarm: int | None
+
+
+def read_inspector_token(path: str) -> str | None:
+    """The inspector token stored in the actor database at ``path``, read through a second connection so the actor
+    is not woken; None if the actor never started (no file, or its first start has not written it yet)."""
+    if not os.path.exists(path):  # opening it would create the file
+        return None
+    try:
+        connection = sqlite3.connect(Path(path).resolve().as_uri() + "?mode=ro", uri=True)
+    except sqlite3.Error:
+        return None
+    try:
+        rows = connection.execute("SELECT inspector_token FROM _rivet_runtime WHERE id = 1").fetchall()
+    except sqlite3.Error:
+        return None
+    finally:
+        connection.close()
+    return rows[0][0] if rows else None
 
 
 @dataclass(frozen=True)
