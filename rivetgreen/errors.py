@@ -10,6 +10,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import gevent
+
 INTERNAL_MESSAGE = "An internal error occurred"
 
 # (group, code) -> HTTP status, for errors whose message and metadata clients may see (core.md §5.1).
@@ -95,6 +97,15 @@ class UserError(RivetError):
         super().__init__("user", code, message, metadata, public=True)
 
 
+class ActorAborted(gevent.GreenletExit):
+    """The abort signal: raised inside actor code when the actor stops it (a queue wait once shutdown began; any
+    blocking call at the grace deadline). A ``BaseException`` (a ``GreenletExit``), like trio's ``Cancelled``, so
+    ``except Exception`` does not swallow it; clients whose work it ended get the error ``actor/aborted``."""
+
+    def __init__(self) -> None:
+        super().__init__("actor/aborted: the actor is shutting down")
+
+
 def is_public(group: str, code: str) -> bool:
     if group in PUBLIC_GROUPS:
         return True
@@ -109,6 +120,8 @@ def from_exception(error: BaseException) -> RivetError:
     """Any exception as a RivetError; unstructured ones become ``core/internal_error``."""
     if isinstance(error, RivetError):
         return error
+    if isinstance(error, ActorAborted):
+        return aborted()
     return RivetError("core", "internal_error", f"{type(error).__name__}: {error}", {"error": repr(error)})
 
 

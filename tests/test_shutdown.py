@@ -80,7 +80,7 @@ def test_grace_deadline_aborts_stuck_work_and_the_actor_still_terminates(virtual
     assert not awake(registry, actor_id)
     with pytest.raises(RivetError) as caught:
         call.get()
-    assert caught.value.code == "dropped_reply"
+    assert caught.value.code == "aborted"
     assert stored_state(registry, actor_id) == {"n": 1}
 
 

@@ -48,7 +48,7 @@ def action_call(name: str, args: list[Any], params: Any = None) -> Dispatch:
         finally:
             task.conns.disconnect(conn)
 
-    item = Dispatch(WorkKind.ACTION, handle)
+    item = Dispatch(WorkKind.ACTION, handle, label=f"action {name!r}")
     return item
 
 
@@ -69,7 +69,7 @@ def connection_action(conn: Any, name: str, args: list[Any]) -> Dispatch:
     def handle(task: ActorTask) -> None:
         item.reply.send(run_action(task, name, args))
 
-    item = Dispatch(WorkKind.ACTION, handle, conn=conn)
+    item = Dispatch(WorkKind.ACTION, handle, conn=conn, label=f"action {name!r}")
     return item
 
 
@@ -79,7 +79,7 @@ def open_connection(params: Any, transport: Any, hibernatable: bool = False) -> 
     def handle(task: ActorTask) -> None:
         item.reply.send(task.conns.connect(params, transport, hibernatable=hibernatable))
 
-    item = Dispatch(WorkKind.ACTION, handle)
+    item = Dispatch(WorkKind.ACTION, handle, label="connection hooks")
     return item
 
 
@@ -97,5 +97,5 @@ def subscription_check(conn: Any, event_name: str) -> Dispatch:
         )
         item.reply.send(allowed is True)
 
-    item = Dispatch(WorkKind.ACTION, handle, conn=conn)
+    item = Dispatch(WorkKind.ACTION, handle, conn=conn, label="can_subscribe")
     return item
