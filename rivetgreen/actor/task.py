@@ -635,8 +635,9 @@ class ActorTask:
             failures += self._cleanup_step("save the final state", self._final_save)
             if reason is StopReason.SLEEP:
                 failures += self._cleanup_step("hibernate its connections", self._hibernate_connections)
-            # The run handler may still run (destroy does not wait for it); so may work when the deadline hit.
-            failures += self._cleanup_step("abort its work", self._abort_work)
+            if not self._deadline_reached:  # else _on_grace_deadline aborted everything already
+                # The run handler may still run: destroy does not wait for it.
+                failures += self._cleanup_step("abort its work", self._abort_work)
             alarm = None if reason is StopReason.DESTROY else self._earliest_schedule
             failures += self._cleanup_step("push its alarm", self._push_alarm, alarm)
         finally:

@@ -292,14 +292,15 @@ class LocalEngine:
         """Send Stop and wait for the reply and the task's end, at most :func:`stop_bound`; a task that overruns
         it is killed and left behind."""
         reply = task.send_command(Stop(reason))
-        deadline = clock.monotonic() + stop_bound(task)
-        if not clock.wait(reply.waitable, deadline):
-            log.error("actor %s: no answer to stop within %.1f s; abandoning its task", task.actor_id,
-                      stop_bound(task))
-        elif not reply.waitable.successful():
-            log.error("actor %s: stop failed: %s", task.actor_id, reply.waitable.exception)
-        if task.greenlet is not None and wait_ended([task.greenlet], max(deadline, clock.monotonic() + ABANDON_AFTER)):
-            log.error("actor %s: its task did not end after stopping; killing it", task.actor_id)
+        if not clock.wait(reply.waitable, clock.monotonic() + stop_bound(task)):
+            log.error("actor %s: no answer to stop within %.1f s; killing its task", task.actor_id, stop_bound(task))
+        else:
+            if not reply.waitable.successful():
+                log.error("actor %s: stop failed: %s", task.actor_id, reply.waitable.exception)
+            if task.greenlet is None or not wait_ended([task.greenlet], clock.monotonic() + ABANDON_AFTER):
+                return
+            log.error("actor %s: its task did not end after answering stop; killing it", task.actor_id)
+        if task.greenlet is not None:
             task.greenlet.kill(block=False)
 
     def _remove_data(self, actor_id: str) -> None:
