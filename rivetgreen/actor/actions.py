@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -13,6 +14,8 @@ from rivetgreen.actor.work import WorkKind
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
+
+log = logging.getLogger("rivetgreen.actor")
 
 
 def run_action(task: ActorTask, name: str, args: list[Any], scheduled: bool = False) -> Any:
@@ -59,6 +62,9 @@ def perform(task: ActorTask, item: Dispatch, timeout: float | None) -> Any:
     if not clock.wait_timeout(item.reply.waitable, timeout):
         if item.greenlet is not None:
             item.greenlet.kill(block=False)
+        log.warning(
+            "actor %s %r (%s): %s timed out after %s s", task.name, task.key, task.actor_id, item.label, timeout
+        )
         raise task.annotate(errors.action_timed_out())
     return item.reply.get()
 
