@@ -76,11 +76,3 @@ def run_scenario(node_client, endpoint):
         return outcome["result"]
 
     return run
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first compatibility test may install the official client (npm, up to 600 s) inside its timeout."""
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(item.path).parents:  # this hook sees every collected test, not only this folder's
-            item.add_marker(pytest.mark.timeout(900))
