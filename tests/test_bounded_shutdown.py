@@ -152,7 +152,7 @@ def test_registry_shutdown_finishes_with_work_that_ignores_the_abort(virtual_clo
 
 def test_a_scheduled_action_running_at_the_deadline_is_aborted_with_the_rest(virtual_clock, make_registry):
     definition = make_actor()
-    finished = []
+    ended = []
 
     @definition.action
     def plan(c):
@@ -160,8 +160,10 @@ def test_a_scheduled_action_running_at_the_deadline_is_aborted_with_the_rest(vir
 
     @definition.action
     def slow(c):
-        clock.sleep(100)  # longer than the grace and than its 60 s action timeout
-        finished.append(True)
+        try:
+            clock.sleep(100)  # longer than the grace and than its 60 s action timeout
+        finally:
+            ended.append(clock.monotonic())
 
     registry = make_registry(definition)
     handle = registry.get_or_create("worker", ["a"])
@@ -174,7 +176,7 @@ def test_a_scheduled_action_running_at_the_deadline_is_aborted_with_the_rest(vir
 
     assert took == pytest.approx(GRACE, abs=STEP + 1e-6)  # not the action's 60 s timeout
     virtual_clock.advance(100)
-    assert finished == []  # it was stopped, not left running
+    assert ended == [pytest.approx(1.5 + GRACE)]  # stopped at the grace deadline, not left running
     assert handle.ping() == "pong"
 
 
