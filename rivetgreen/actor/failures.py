@@ -1,4 +1,4 @@
-"""Logging what user code raised: once per exception, on the server, whatever the client is told.
+"""Logging what user code raised: once, on the server, whatever the client is told.
 
 * An exception that is not a public ``RivetError`` (a bug such as a ``TypeError``, or an error whose message
   clients only see masked) is logged at ERROR with its traceback.
@@ -21,18 +21,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("rivetgreen.actor")
 
-_REPORTED = "_rivetgreen_reported"
-
-
 def report_failure(task: ActorTask, what: str, error: BaseException) -> None:
-    """Log that ``what`` (e.g. "action 'add'") of ``task``'s actor raised ``error``, unless it was logged already
-    (an exception can cross several layers on its way to the client)."""
-    if getattr(error, _REPORTED, False):
-        return
-    try:
-        setattr(error, _REPORTED, True)
-    except AttributeError:  # an exception type without a __dict__: logged each time it crosses a layer
-        pass
+    """Log that ``what`` (e.g. "action 'add'") of ``task``'s actor raised ``error``. Called once per failure, where
+    the failure stops travelling: the dispatch greenlet that answers the client, or the runner of a hook, the run
+    handler, a scheduled action or background work."""
     actor = f"actor {task.name} {task.key!r} ({task.actor_id})"
     if isinstance(error, ActorAborted):
         log.debug("%s: %s aborted for shutdown", actor, what)
