@@ -109,7 +109,7 @@ class ActorContext:
     def _notify_state_change(self) -> None:
         self._state_change_pending = False
         try:
-            self._task.work.spawn(WorkKind.STATE_CHANGE, self._run_state_change)
+            self._task.work.spawn(WorkKind.STATE_CHANGE, self._run_state_change, label="on_state_change")
         except Exception:
             self.log.debug("on_state_change skipped: actor is tearing down")
 

@@ -124,14 +124,12 @@ class WorkRegistry:
         self.refusing = False
 
     def spawn(
-        self, kind: WorkKind, function: Callable[..., Any], *args: Any, conn: Any = None, label: str | None = None,
+        self, kind: WorkKind, function: Callable[..., Any], *args: Any, label: str, conn: Any = None,
         reply: Any = None,
     ) -> WorkGreenlet:
-        """Start ``function(*args)`` in a counted greenlet of ``kind`` (``label`` defaults to the function's name)."""
+        """Start ``function(*args)`` in a counted greenlet of ``kind``; ``label`` names the user code it runs."""
         if self.refusing:
             raise WorkRefused(f"{kind.name.lower()} work refused: the actor is tearing down")
-        if label is None:
-            label = f"{kind.name.lower()} {getattr(function, '__name__', function)!r}"
         greenlet = WorkGreenlet(kind, conn, label, reply, function, *args)
         self._count(kind, 1)
         self.live.add(greenlet)
