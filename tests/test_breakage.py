@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import tomllib
 from pathlib import Path
 
 import gevent
@@ -185,3 +186,34 @@ def test_each_tracked_mutation_marks_the_state_dirty(mutation, virtual_clock, ma
     operation(expected[path])
     assert expected != INITIAL
     assert stored_state(registry, actor_id) == expected
+
+
+HANGING_TESTS = textwrap.dedent("""
+    import gevent
+    import gevent.event
+
+
+    def test_hangs():
+        gevent.spawn(lambda: [gevent.sleep(0.1) for _ in iter(int, 1)])  # keeps the hub busy, as a server would
+        gevent.event.Event().wait()
+
+
+    def test_runs_after_the_hang():
+        assert gevent.spawn(lambda: 42).get() == 42
+""")
+
+
+def test_a_hanging_test_fails_alone_with_its_stack(tmp_path):
+    """The suite's pytest-timeout settings (pyproject.toml; only the limit is shortened here) work under gevent:
+    the hanging test fails with a timeout and where it hung, and the run goes on."""
+    options = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]
+    assert 0 < options["timeout"] <= 300
+    (tmp_path / "test_hanging.py").write_text(HANGING_TESTS)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(tmp_path),
+         "-o", "timeout=2", "-p", "no:randomly", str(tmp_path / "test_hanging.py")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    assert "1 failed, 1 passed" in completed.stdout, completed.stdout[-3000:]
+    assert "Timeout (>2.0s) from pytest-timeout" in completed.stdout
+    assert "Event().wait()" in completed.stdout  # the line that hung
