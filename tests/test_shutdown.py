@@ -8,7 +8,9 @@ import gevent.queue
 import pytest
 
 from rivetgreen import actor, clock
+from rivetgreen.client import Client
 from rivetgreen.errors import RivetError
+from rivetgreen.server.serve import make_server
 from tests.helpers import stored_state
 
 
@@ -234,9 +236,6 @@ def test_stop_with_error_is_a_destroy_with_a_truncated_message(make_task, placem
 
 
 def test_on_disconnect_at_destroy_runs_before_the_socket_closes_so_a_farewell_arrives(make_registry):
-    from rivetgreen.client import Client
-    from rivetgreen.server.serve import make_server
-
     definition = actor("host", state={})
     seen_in_conns = []
 
