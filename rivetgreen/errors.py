@@ -2,7 +2,8 @@
 
 Only the (group, code) pairs listed in :data:`PUBLIC_ERRORS` (and every ``user/*`` error) expose their message and
 metadata to clients; any other error keeps its group and code but is masked (core.md §5.1). Plain Python exceptions
-raised by user code become ``core/internal_error``.
+raised by user code become ``core/internal_error``. The abort signal, :class:`ActorAborted`, is deliberately not a
+RivetError (it must not be caught by ``except Exception``); clients see it as ``actor/aborted``.
 """
 
 from __future__ import annotations
