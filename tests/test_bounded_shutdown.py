@@ -10,6 +10,7 @@ import gevent.event
 import pytest
 
 from rivetgreen import actor, clock
+from rivetgreen.actor.task import ActorTask
 from rivetgreen.actor.work import ABANDON_AFTER
 from rivetgreen.engine.local import stop_bound
 from rivetgreen.errors import RivetError
@@ -271,3 +272,28 @@ def test_the_engine_stops_waiting_on_an_actor_whose_stop_never_finishes(virtual_
     assert any("no answer to stop" in r.getMessage() for r in caplog.records)
     assert task.greenlet.dead  # killed, not left waiting
     assert handle.ping() == "pong"
+
+
+def test_a_crash_of_the_actor_loop_releases_whoever_waits_on_it(virtual_clock, make_registry, monkeypatch):
+    definition = make_actor()
+
+    @definition.action
+    def save(c):
+        c.state["n"] += 1
+        c.save_state(immediate=True)
+
+    registry = make_registry(definition)
+    handle = registry.get_or_create("worker", ["a"])
+    handle.ping()
+
+    def crash(task, event):
+        raise RuntimeError("bug in the loop")
+
+    monkeypatch.setattr(ActorTask, "_handle_event", crash)  # the loop crashes on the save request
+    call = gevent.spawn(handle.save)
+    virtual_clock.advance(ABANDON_AFTER)
+    with pytest.raises(RivetError) as caught:
+        call.get(timeout=0)  # answered, not left waiting for a save that will never come
+    assert caught.value.code == "aborted"
+    monkeypatch.undo()
+    assert handle.ping() == "pong"  # a new generation

@@ -228,6 +228,8 @@ class ActorTask:
         except Exception:
             log.exception("actor task %s crashed", self)
             self._cleanup_step("abort its work", self._abort_work)
+            self._cleanup_step("wake its save waiters", self.state.fail_waiters)
+            self._cleanup_step("drop its queue waiters", self.queue.drop_waiters)
             self._cleanup_step("close storage", self.store.close)
             raise
         finally:
