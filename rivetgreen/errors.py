@@ -2,13 +2,16 @@
 
 Only the (group, code) pairs listed in :data:`PUBLIC_ERRORS` (and every ``user/*`` error) expose their message and
 metadata to clients; any other error keeps its group and code but is masked (core.md §5.1). Plain Python exceptions
-raised by user code become ``core/internal_error``.
+raised by user code become ``core/internal_error``. The abort signal, :class:`ActorAborted`, is deliberately not a
+RivetError (it must not be caught by ``except Exception``); clients see it as ``actor/aborted``.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any
+
+import gevent
 
 INTERNAL_MESSAGE = "An internal error occurred"
 
@@ -95,6 +98,15 @@ class UserError(RivetError):
         super().__init__("user", code, message, metadata, public=True)
 
 
+class ActorAborted(gevent.GreenletExit):
+    """The abort signal: raised inside actor code when the actor stops it (a queue wait once shutdown began; any
+    blocking call at the grace deadline). A ``BaseException`` (a ``GreenletExit``), like trio's ``Cancelled``, so
+    ``except Exception`` does not swallow it; clients whose work it ended get the error ``actor/aborted``."""
+
+    def __init__(self) -> None:
+        super().__init__("actor/aborted: the actor is shutting down")
+
+
 def is_public(group: str, code: str) -> bool:
     if group in PUBLIC_GROUPS:
         return True
@@ -109,6 +121,8 @@ def from_exception(error: BaseException) -> RivetError:
     """Any exception as a RivetError; unstructured ones become ``core/internal_error``."""
     if isinstance(error, RivetError):
         return error
+    if isinstance(error, ActorAborted):
+        return aborted()
     return RivetError("core", "internal_error", f"{type(error).__name__}: {error}", {"error": repr(error)})
 
 

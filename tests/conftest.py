@@ -38,6 +38,13 @@ class RecordingPlacement:
         return held
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the official client may install it first (npm, up to 600 s) inside its own timeout."""
+    for item in items:
+        if "node_client" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.timeout(900))
+
+
 @pytest.fixture
 def placement() -> RecordingPlacement:
     return RecordingPlacement()

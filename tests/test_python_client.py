@@ -191,6 +191,27 @@ def test_calls_made_before_init_are_queued_and_once_and_unsubscribe(bare_client)
     assert (caught.value.group, caught.value.code) == ("client", "connection_disposed")
 
 
+@pytest.mark.parametrize(("params", "sent_over_websocket"), [({}, True), ([], True), (0, False), ("", False)])
+def test_falsy_connection_params_travel_as_the_official_client_sends_them(client, params, sent_over_websocket):
+    """HTTP calls send any params given (``params !== undefined``); a WebSocket carries them when they are truthy in
+    JavaScript (``if (params)``), so ``{}`` and ``[]`` reach on_before_connect, which refuses them, and 0 and ""
+    arrive as no params at all, which it accepts."""
+    room = client.chatRoom.get_or_create([unique("room")], params=params)
+    with pytest.raises(RivetError) as caught:
+        room.whoamiHttp()
+    assert caught.value.code == "missing_user"
+    connection = room.connect(params)
+    try:
+        if sent_over_websocket:
+            with pytest.raises(RivetError) as caught:
+                connection.whoami()
+            assert caught.value.code == "missing_user"
+        else:
+            assert connection.whoami() is None
+    finally:
+        connection.close()
+
+
 def test_connection_params_and_on_before_connect_refusal(client):
     key = [unique("room")]
     room = client.chatRoom.get_or_create(key)
@@ -403,6 +424,7 @@ def test_gateway_urls_and_subprotocols_match_the_js_client():
         "rivet", "rivet_encoding.json", "rivet_conn_params.%7B%22p%22%3A%22x%20y%22%7D",
     ]
     assert websocket_protocols("bare", None) == ["rivet", "rivet_encoding.bare"]
+    assert websocket_protocols("bare", {}) == ["rivet", "rivet_encoding.bare", "rivet_conn_params.%7B%7D"]
     with pytest.raises(ValueError):
         parse_endpoint("http://:tok@host")
     with pytest.raises(ValueError):

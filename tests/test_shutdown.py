@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import gevent
 import gevent.event
+import gevent.queue
 import pytest
 
 from rivetgreen import actor, clock
+from rivetgreen.client import Client
 from rivetgreen.errors import RivetError
+from rivetgreen.server.serve import make_server
 from tests.helpers import stored_state
 
 
@@ -80,7 +83,7 @@ def test_grace_deadline_aborts_stuck_work_and_the_actor_still_terminates(virtual
     assert not awake(registry, actor_id)
     with pytest.raises(RivetError) as caught:
         call.get()
-    assert caught.value.code == "dropped_reply"
+    assert caught.value.code == "aborted"
     assert stored_state(registry, actor_id) == {"n": 1}
 
 
@@ -230,3 +233,33 @@ def test_stop_with_error_is_a_destroy_with_a_truncated_message(make_task, placem
     with pytest.raises(RivetError) as caught:
         task.ctx.destroy()
     assert caught.value.code == "stopping"
+
+
+def test_on_disconnect_at_destroy_runs_before_the_socket_closes_so_a_farewell_arrives(make_registry):
+    definition = actor("host", state={})
+    seen_in_conns = []
+
+    @definition.action
+    def ping(c):
+        return "pong"
+
+    @definition.on_disconnect
+    def farewell(c, conn):
+        seen_in_conns.append(conn.id in c.conns)
+        conn.send("bye", "see you")
+
+    registry = make_registry(definition)
+    server = make_server(registry.flask_app(), "127.0.0.1", 0)
+    try:
+        with Client(f"http://127.0.0.1:{server.server_port}", timeout=10) as client:
+            handle = client.get_or_create("host", ["a"])
+            connection = handle.connect()
+            farewells = gevent.queue.Queue()
+            connection.on("bye", farewells.put)
+            assert connection.ping() == "pong"
+            registry.destroy(handle.resolve())
+            assert farewells.get(timeout=10) == "see you"
+            assert seen_in_conns == [True]
+            connection.close()
+    finally:
+        server.stop(timeout=5)

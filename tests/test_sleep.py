@@ -87,20 +87,37 @@ def test_keep_awake_blocks_sleep_until_the_work_ends(virtual_clock, make_registr
 
 
 def test_wait_until_does_not_block_idle_sleep_but_grace_waits_for_it(virtual_clock, make_registry):
-    definition = make_sleepy()
+    definition = make_sleepy({"sleep_grace_period": 60.0})
     finished = []
 
     @definition.action
     def background(c):
-        c.wait_until(lambda: (clock.sleep(5), finished.append(True)))
+        c.wait_until(lambda: (clock.sleep(40), finished.append(True)))
 
     registry = make_registry(definition)
     handle = registry.get_or_create("sleepy", ["a"])
     handle.background()
-    virtual_clock.advance(4)
+    virtual_clock.advance(30)  # 30 s idle: the work does not keep the actor awake, so sleep begins
+    assert is_awake(registry, handle.resolve())  # grace waits for the work
     assert finished == []
-    virtual_clock.advance(26)  # 30 s idle: sleep begins; grace waits for the work, which ended at t=5
+    virtual_clock.advance(10)
     assert finished == [True]
+    assert not is_awake(registry, handle.resolve())
+
+
+def test_wait_until_work_that_ends_restarts_the_idle_window(virtual_clock, make_registry):
+    definition = make_sleepy()
+
+    @definition.action
+    def background(c):
+        c.wait_until(clock.sleep, 20)
+
+    registry = make_registry(definition)
+    handle = registry.get_or_create("sleepy", ["a"])
+    handle.background()
+    virtual_clock.advance(49.9)  # the work ended at t=20: 30 s idle from there is t=50, not t=30
+    assert is_awake(registry, handle.resolve())
+    virtual_clock.advance(0.1)
     assert not is_awake(registry, handle.resolve())
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 import gevent
@@ -13,6 +14,8 @@ from rivetgreen.actor.work import WorkKind
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
+
+log = logging.getLogger("rivetgreen.actor")
 
 
 def run_action(task: ActorTask, name: str, args: list[Any], scheduled: bool = False) -> Any:
@@ -48,7 +51,7 @@ def action_call(name: str, args: list[Any], params: Any = None) -> Dispatch:
         finally:
             task.conns.disconnect(conn)
 
-    item = Dispatch(WorkKind.ACTION, handle)
+    item = Dispatch(WorkKind.ACTION, handle, label=f"action {name!r}")
     return item
 
 
@@ -59,6 +62,9 @@ def perform(task: ActorTask, item: Dispatch, timeout: float | None) -> Any:
     if not clock.wait_timeout(item.reply.waitable, timeout):
         if item.greenlet is not None:
             item.greenlet.kill(block=False)
+        log.warning(
+            "actor %s %r (%s): %s timed out after %s s", task.name, task.key, task.actor_id, item.label, timeout
+        )
         raise task.annotate(errors.action_timed_out())
     return item.reply.get()
 
@@ -69,7 +75,7 @@ def connection_action(conn: Any, name: str, args: list[Any]) -> Dispatch:
     def handle(task: ActorTask) -> None:
         item.reply.send(run_action(task, name, args))
 
-    item = Dispatch(WorkKind.ACTION, handle, conn=conn)
+    item = Dispatch(WorkKind.ACTION, handle, conn=conn, label=f"action {name!r}")
     return item
 
 
@@ -79,7 +85,7 @@ def open_connection(params: Any, transport: Any, hibernatable: bool = False) -> 
     def handle(task: ActorTask) -> None:
         item.reply.send(task.conns.connect(params, transport, hibernatable=hibernatable))
 
-    item = Dispatch(WorkKind.ACTION, handle)
+    item = Dispatch(WorkKind.ACTION, handle, label="connection hooks")
     return item
 
 
@@ -97,5 +103,5 @@ def subscription_check(conn: Any, event_name: str) -> Dispatch:
         )
         item.reply.send(allowed is True)
 
-    item = Dispatch(WorkKind.ACTION, handle, conn=conn)
+    item = Dispatch(WorkKind.ACTION, handle, conn=conn, label="can_subscribe")
     return item

@@ -27,14 +27,16 @@ def call_with_timeout(
     """Run ``function(*args)`` in a new greenlet; wait at most ``timeout`` clock seconds for it.
 
     On timeout the greenlet is killed and ``timeout_error()`` is raised. If the caller itself is killed while
-    waiting, the greenlet is killed with it.
+    waiting (an abort, say), the same exception is raised in the greenlet and the caller ends only when it has
+    ended, so whoever bounds the caller's end (``work.abort``) also bounds the user code it runs.
     """
     result = gevent.event.AsyncResult()
     greenlet = gevent.spawn(_capture, result, function, args)
     try:
         finished = clock.wait(result, clock.monotonic() + timeout)
-    except BaseException:
-        greenlet.kill(block=False)
+    except BaseException as error:
+        greenlet.kill(error, block=False)
+        greenlet.join()
         raise
     if not finished:
         greenlet.kill(block=False)

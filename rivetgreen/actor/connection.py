@@ -12,6 +12,7 @@ import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rivetgreen.actor.calls import call_with_timeout
+from rivetgreen.actor.failures import report_failure
 from rivetgreen.actor.work import WorkKind
 from rivetgreen.encoding.cbor import decode, encode
 from rivetgreen.errors import RivetError, callback_timed_out
@@ -84,6 +85,7 @@ class ConnectionManager:
     def __init__(self, task: ActorTask) -> None:
         self._task = task
         self.conns: dict[str, Conn] = {}
+        self._saying_goodbye: set[str] = set()  # ids whose grace-time on_disconnect is running
 
     def connect(
         self, params: Any, transport: ConnectionTransport | None = None, *, hibernatable: bool = False
@@ -123,13 +125,33 @@ class ConnectionManager:
 
     def disconnect(self, conn: Conn, reason: str | None = None) -> None:
         """Managed disconnect: close the transport, forget the connection, run ``on_disconnect``."""
+        self._close_transport(conn, reason)
+        if conn.id in self._saying_goodbye:
+            return  # disconnect_at_shutdown runs on_disconnect and forgets it
+        if self._remove(conn):
+            self._run_on_disconnect(conn)
+
+    def disconnect_at_shutdown(self, conn: Conn, reason: str | None) -> None:
+        """Grace-time disconnect (core.md §1.6): ``on_disconnect`` runs first, while the connection is still open
+        and listed, so a farewell ``conn.send`` reaches the client; then the transport is closed and it is removed."""
+        if conn.id not in self.conns or conn.id in self._saying_goodbye:
+            return
+        self._saying_goodbye.add(conn.id)
+        try:
+            self._run_on_disconnect(conn)
+        finally:
+            self._saying_goodbye.discard(conn.id)
+            self._close_transport(conn, reason)
+            self._remove(conn)
+
+    def _close_transport(self, conn: Conn, reason: str | None) -> None:
         if conn.transport is not None:
             try:
                 conn.transport.close(reason)
             except Exception:
                 log.exception("closing the transport of conn %s failed", conn.id)
-        if not self._remove(conn):
-            return
+
+    def _run_on_disconnect(self, conn: Conn) -> None:
         hook = self._task.definition.hooks.get("on_disconnect")
         if hook is None:
             return
@@ -139,8 +161,8 @@ class ConnectionManager:
                     hook, (self._task.ctx, conn), self._task.definition.options.on_connect_timeout,
                     lambda: callback_timed_out("on_disconnect"),
                 )
-            except Exception:
-                log.exception("on_disconnect of actor %s failed", self._task.actor_id)
+            except Exception as error:
+                report_failure(self._task, "on_disconnect", error)
 
     def _remove(self, conn: Conn) -> bool:
         removed = self.conns.pop(conn.id, None) is not None

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -12,6 +11,7 @@ import gevent.event
 
 from rivetgreen import clock, errors
 from rivetgreen.actor.database import ActorDatabase
+from rivetgreen.actor.failures import report_failure
 from rivetgreen.actor.kv import ActorKv
 from rivetgreen.actor.schedule import Schedule
 from rivetgreen.actor.work import WorkGreenlet, WorkKind
@@ -109,15 +109,15 @@ class ActorContext:
     def _notify_state_change(self) -> None:
         self._state_change_pending = False
         try:
-            self._task.work.spawn(WorkKind.STATE_CHANGE, self._run_state_change)
+            self._task.work.spawn(WorkKind.STATE_CHANGE, self._run_state_change, label="on_state_change")
         except Exception:
             self.log.debug("on_state_change skipped: actor is tearing down")
 
     def _run_state_change(self) -> None:
         try:
             self._task.definition.hooks["on_state_change"](self, self._task.state.root)
-        except Exception:
-            self.log.exception("on_state_change failed")
+        except Exception as error:
+            report_failure(self._task, "on_state_change", error)
 
     @property
     def queue(self) -> ActorQueue:
@@ -164,19 +164,23 @@ class ActorContext:
 
     def keep_awake(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
         """Run ``function`` in the background; the actor does not sleep until it ends. Returns its greenlet."""
-        return self._task.work.spawn(WorkKind.KEEP_AWAKE, _logged(self, functools.partial(function, *args, **kwargs)))
+        return self._spawn(WorkKind.KEEP_AWAKE, "keep_awake", function, args, kwargs)
 
     def wait_until(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
         """Run ``function`` in the background; it may not keep the actor awake, but shutdown waits for it."""
-        return self._task.work.spawn(WorkKind.WAIT_UNTIL, _logged(self, functools.partial(function, *args, **kwargs)))
+        return self._spawn(WorkKind.WAIT_UNTIL, "wait_until", function, args, kwargs)
 
+    def _spawn(
+        self, kind: WorkKind, api: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> gevent.Greenlet:
+        label = f"{api} work {getattr(function, '__name__', function)!r}"
+        task = self._task
 
-def _logged(context: ActorContext, function: functools.partial[Any]) -> Callable[[], Any]:
-    def run() -> Any:
-        try:
-            return function()
-        except Exception:
-            context.log.exception("background work %s failed", getattr(function.func, "__name__", function))
-            raise
+        def run() -> Any:
+            try:
+                return function(*args, **kwargs)
+            except Exception as error:
+                report_failure(task, label, error)
+                raise
 
-    return run
+        return task.work.spawn(kind, run, label=label)

@@ -99,9 +99,14 @@ class SaveRequested:
 
 
 # Client dispatch (untrusted) --------------------------------------------------------------------------------------
+# What client work of each kind runs, for logs, when its Dispatch does not say more.
+_LABELS = {"ACTION": "client work", "HTTP_REQUEST": "on_request", "WEBSOCKET_CALLBACK": "on_websocket"}
+
+
 @dataclass
 class Dispatch:
-    """Client work: ``handler(task)`` runs in a work greenlet and must answer ``reply``."""
+    """Client work: ``handler(task)`` runs in a work greenlet and must answer ``reply``. ``label`` says what user
+    code it runs (e.g. "action 'add'"), for logs."""
 
     kind: Any  # a WorkKind
     handler: Callable[[Any], None]
@@ -109,3 +114,8 @@ class Dispatch:
     reply: Reply = field(default_factory=Reply)
     greenlet: Any = None  # the work greenlet serving it, once spawned
     task: Any = None  # the ActorTask it was given to
+    label: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.label:
+            self.label = _LABELS.get(self.kind.name, self.kind.name.lower())

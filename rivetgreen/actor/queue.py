@@ -3,7 +3,8 @@
 Messages are rows of ``_rivet_queue``. A plain receive deletes what it takes. A *completable* receive leaves the
 message stored until ``message.complete(response)``; until then no other receiver gets it, and if the actor
 sleeps or crashes first, the next generation receives it again. Receives block the calling greenlet (never the
-actor) and end with ``actor/aborted`` when the actor starts shutting down.
+actor) and raise :class:`~rivetgreen.errors.ActorAborted` (clients see ``actor/aborted``) when the actor starts
+shutting down.
 """
 
 from __future__ import annotations
@@ -140,7 +141,7 @@ class ActorQueue:
         deadline = None if timeout is None else clock.monotonic() + timeout
         while True:
             if self._task.aborted:
-                raise errors.aborted()
+                raise errors.ActorAborted()
             taken = self._take(wanted, count, completable)
             if taken or (deadline is not None and clock.monotonic() >= deadline):
                 return taken
@@ -168,10 +169,8 @@ class ActorQueue:
         while True:
             try:
                 message = self.next(names, completable=completable)
-            except RivetError as error:
-                if error.matches("actor", "aborted"):
-                    return
-                raise
+            except errors.ActorAborted:
+                return
             if message is not None:
                 yield message
 

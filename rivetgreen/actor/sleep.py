@@ -24,7 +24,7 @@ def idle_sleep_blocker(task: ActorTask) -> str | None:
         return "active_http_requests"
     if counts[WorkKind.KEEP_AWAKE] or counts[WorkKind.STATE_CHANGE]:
         return "active_keep_awake"
-    if counts[WorkKind.ACTION] or counts[WorkKind.INTERNAL_KEEP_AWAKE]:
+    if counts[WorkKind.ACTION] or counts[WorkKind.SCHEDULED_ACTION]:
         return "active_internal_keep_awake"
     if task.run_handler_active and task.queue_waits == 0:
         return "active_run_handler"

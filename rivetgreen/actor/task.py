@@ -26,6 +26,7 @@ from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.changes import ChangeFeed
 from rivetgreen.actor.connection import ConnectionManager, HibernatableTransport
 from rivetgreen.actor.context import ActorContext
+from rivetgreen.actor.failures import report_failure
 from rivetgreen.actor.lifecycle import (
     Dispatch,
     FireAlarm,
@@ -38,7 +39,7 @@ from rivetgreen.actor.lifecycle import (
 )
 from rivetgreen.actor.queue import ActorQueue
 from rivetgreen.actor.state import ActorState
-from rivetgreen.actor.work import WorkKind, WorkRefused, WorkRegistry
+from rivetgreen.actor.work import WorkKind, WorkRefused, WorkRegistry, abort
 from rivetgreen.encoding.cbor import decode
 from rivetgreen.metrics import standalone
 
@@ -206,10 +207,10 @@ class ActorTask:
         self._activity_dirty = True
         self._wakeup.set()
 
-    def _work_changed(self, kind: WorkKind) -> None:
-        # Work that does not block idle sleep (wait_until, shutdown hooks) must not restart the idle window, but
-        # grace waits for every kind.
-        if kind.policy.blocks_idle_sleep or self.lifecycle.in_grace:
+    def _work_changed(self, kind: WorkKind, ended: bool) -> None:
+        # Work that does not block idle sleep (wait_until, shutdown hooks) does not restart the idle window when it
+        # starts, but grace waits for every kind, and wait_until work that ends restarts it, as in the reference.
+        if kind.policy.blocks_idle_sleep or self.lifecycle.in_grace or (ended and kind is WorkKind.WAIT_UNTIL):
             self.signal_activity()
 
     def _save_requested(self, immediate: bool) -> None:
@@ -226,9 +227,10 @@ class ActorTask:
                     self._wait()
         except Exception:
             log.exception("actor task %s crashed", self)
-            self.work.refusing = True
-            gevent.killall(list(self.work.live), block=False)
-            self.store.close()
+            self._cleanup_step("abort its work", self._abort_work)
+            self._cleanup_step("wake its save waiters", self.state.fail_waiters)
+            self._cleanup_step("drop its queue waiters", self.queue.drop_waiters)
+            self._cleanup_step("close storage", self.store.close)
             raise
         finally:
             self.lifecycle = LifecycleState.TERMINATED
@@ -324,7 +326,7 @@ class ActorTask:
         try:
             is_new = self._startup()
         except BaseException as error:
-            log.error("actor %s (%s) failed to start: %r", self.name, self.actor_id, error)
+            report_failure(self, "start", error)
             self.metrics.startup_phase("total", clock.monotonic() - started, None, "error")
             self._abandon_startup()
             command.reply.fail(self.annotate(errors.from_exception(error)))
@@ -408,6 +410,7 @@ class ActorTask:
         self._call_hook("on_wake", options.on_wake_timeout)
         if "run" in hooks:
             self.run_greenlet = gevent.spawn(self._run_handler, hooks["run"])
+            self.run_greenlet.name = "run handler"
             self.run_greenlet.rawlink(lambda _: self.signal_activity())
 
     def _call_hook(self, hook: str, timeout: float, *args: Any) -> Any:
@@ -419,10 +422,7 @@ class ActorTask:
     def _abandon_startup(self) -> None:
         """A failed start leaves nothing running; storage keeps ``has_initialized`` false for a new actor, and
         restored connections go back to sleep for the next attempt."""
-        if self.run_greenlet is not None:
-            self.run_greenlet.kill(block=False)
-        self.work.refusing = True
-        gevent.killall(list(self.work.live), block=False)
+        self._abort_work()
         try:
             self._hibernate_connections()
         except Exception:
@@ -431,18 +431,17 @@ class ActorTask:
         self._transition(LifecycleState.TERMINATED)
 
     def _run_handler(self, function: Any) -> None:
+        """The user's ``run`` (core.md §1.11): returning or raising is only logged; the actor lives on and sleeps
+        when idle. The abort ends it at shutdown."""
         try:
             function(self.ctx)
-            log.info("actor %s: run handler returned; the actor stays alive", self.actor_id)
-        except gevent.GreenletExit:
+            log.info("actor %s %r (%s): run handler returned; the actor stays alive", self.name, self.key,
+                     self.actor_id)
+        except gevent.GreenletExit as exit_:  # the abort (ActorAborted) included
+            report_failure(self, "run handler", exit_)
             raise
-        except errors.RivetError as error:
-            if error.matches("actor", "aborted"):
-                log.debug("actor %s: run handler aborted for shutdown", self.actor_id)
-            else:
-                log.error("actor %s: run handler failed: %s", self.actor_id, error)
-        except Exception:
-            log.exception("actor %s: run handler failed", self.actor_id)
+        except Exception as error:
+            report_failure(self, "run handler", error)
 
     @property
     def run_handler_active(self) -> bool:
@@ -470,14 +469,20 @@ class ActorTask:
             item.reply.fail(self.annotate(rejection))
             return
         try:
-            item.greenlet = self.work.spawn(item.kind, self._serve, item, conn=item.conn)
+            item.greenlet = self.work.spawn(
+                item.kind, self._serve, item, conn=item.conn, label=item.label, reply=item.reply
+            )
         except WorkRefused:
             item.reply.fail(self.annotate(errors.stopping()))
 
     def _serve(self, item: Dispatch) -> None:
         try:
             item.handler(self)
+        except errors.ActorAborted:
+            item.reply.fail(self.annotate(errors.aborted()))
+            raise
         except Exception as error:
+            report_failure(self, item.label, error)
             item.reply.fail(self.annotate(errors.from_exception(error)))
         finally:
             if not item.reply.answered:
@@ -584,9 +589,12 @@ class ActorTask:
         for conn in list(self.conns.conns.values()):
             if reason is StopReason.SLEEP and conn.is_hibernatable:
                 continue  # survives the sleep (core.md §1.6 step 3)
-            self.work.spawn(WorkKind.SHUTDOWN_HOOK, self.conns.disconnect, conn, "actor stopping")
+            self.work.spawn(
+                WorkKind.SHUTDOWN_HOOK, self.conns.disconnect_at_shutdown, conn, "actor stopping",
+                label=f"on_disconnect of {conn!r}",
+            )
         hook = "on_sleep" if reason is StopReason.SLEEP else "on_destroy"
-        self.work.spawn(WorkKind.SHUTDOWN_HOOK, self._graceful_cleanup, hook)
+        self.work.spawn(WorkKind.SHUTDOWN_HOOK, self._graceful_cleanup, hook, label=hook)
         self._try_finish_grace()
 
     def _graceful_cleanup(self, hook: str) -> None:
@@ -594,8 +602,8 @@ class ActorTask:
         if function is not None:
             try:
                 function(self.ctx)
-            except Exception:
-                log.exception("actor %s: %s failed; shutdown continues", self.actor_id, hook)
+            except Exception as error:
+                report_failure(self, hook, error)  # shutdown continues
         if self.state.enabled and self.state.dirty:
             self._write_state_now()
 
@@ -611,42 +619,70 @@ class ActorTask:
             "actor %s: %s grace deadline reached; aborting %s",
             self.actor_id, self._stop_reason.value if self._stop_reason else "?", sleep.describe_counters(self),
         )
-        if self.run_greenlet is not None:
-            self.run_greenlet.kill(block=False)
-        self.work.kill_at_deadline()
+        # The reference aborts the runtime before its final save (core.md §1.6 step 6).
+        self._abort_work()
         self._run_shutdown()
 
     def _run_shutdown(self) -> None:
+        """Finalize (core.md §1.6 step 7): every step runs even if one before it failed, and the Stop is answered
+        in every case, so the placement never waits on this actor forever."""
         reason = self._stop_reason
         self._grace_deadline = None
         self._sleep_deadline = None
         self._transition(
             LifecycleState.SLEEP_FINALIZE if reason is StopReason.SLEEP else LifecycleState.DESTROYING
         )
-        outcome: BaseException | None = None
+        failures: list[BaseException] = []
         try:
-            self._final_save()
+            failures += self._cleanup_step("save the final state", self._final_save)
             if reason is StopReason.SLEEP:
-                self._hibernate_connections()
-            if self.run_greenlet is not None:
-                self.run_greenlet.kill()
-            self.work.refusing = True
-            if self._deadline_reached:
-                self.work.kill_at_deadline()
-            self.work.join_all()
-            self._push_alarm(None if reason is StopReason.DESTROY else self._earliest_schedule)
-        except Exception as error:
-            log.exception("actor %s: shutdown failed", self.actor_id)
-            outcome = error
+                failures += self._cleanup_step("hibernate its connections", self._hibernate_connections)
+            if not self._deadline_reached:  # else _on_grace_deadline aborted everything already
+                # The run handler may still run: destroy does not wait for it.
+                failures += self._cleanup_step("abort its work", self._abort_work)
+            alarm = None if reason is StopReason.DESTROY else self._earliest_schedule
+            failures += self._cleanup_step("push its alarm", self._push_alarm, alarm)
         finally:
-            self.state.fail_waiters()
-            self.queue.drop_waiters()
-            self.store.close()
-        self._transition(LifecycleState.TERMINATED)
-        if outcome is None:
+            self._cleanup_step("wake its save waiters", self.state.fail_waiters)
+            self._cleanup_step("drop its queue waiters", self.queue.drop_waiters)
+            failures += self._cleanup_step("close storage", self.store.close)
+            self._transition(LifecycleState.TERMINATED)
+            self._answer_stop(failures[0] if failures else None)
+
+    def _cleanup_step(self, what: str, step: Any, *args: Any) -> list[BaseException]:
+        """Run one shutdown step; a failure is logged and returned, never raised."""
+        try:
+            step(*args)
+        except Exception as error:
+            log.exception("actor %s: could not %s while stopping", self.actor_id, what)
+            return [error]
+        return []
+
+    def _answer_stop(self, failure: BaseException | None) -> None:
+        if self._stop_reply is None:
+            return
+        if failure is None:
             self._stop_reply.send()
         else:
-            self._stop_reply.fail(self.annotate(errors.from_exception(outcome)))
+            self._stop_reply.fail(self.annotate(errors.from_exception(failure)))
+
+    def _abort_work(self) -> None:
+        """Refuse new work, abort the run handler and every live work greenlet, and wait at most
+        ``work.ABANDON_AFTER`` for them; what is still running then (it caught the abort) is abandoned with a
+        warning, and the reply it owes a client becomes ``actor/aborted``."""
+        self.work.refusing = True
+        doomed: list[gevent.Greenlet] = list(self.work.live)
+        if self.run_greenlet is not None:
+            doomed.append(self.run_greenlet)
+        for survivor in abort(doomed):
+            log.warning(
+                "actor %s %r (%s): %s ignored the abort; abandoned, it keeps running detached from the actor",
+                self.name, self.key, self.actor_id, getattr(survivor, "label", None) or survivor.name,
+            )
+        for greenlet in doomed:
+            reply = getattr(greenlet, "reply", None)
+            if reply is not None:
+                reply.fail(self.annotate(errors.aborted()))  # ignored when it was answered
 
     def _final_save(self) -> None:
         if not self.state.dirty:
@@ -681,6 +717,7 @@ class ActorTask:
 
     def _drain_after_exit(self) -> None:
         self.work.refusing = True
+        self._answer_stop(errors.dropped_reply())  # ignored when answered; here if the loop died mid-shutdown
         while self._dispatch:
             self._dispatch.pop(0).reply.fail(self.annotate(errors.dropped_reply()))
         while self._commands:
@@ -706,7 +743,10 @@ class ActorTask:
         for row in due:
             args = decode(row.args) if row.args else []
             try:
-                self.work.spawn(WorkKind.INTERNAL_KEEP_AWAKE, self._fire_schedule, row.action, args)
+                self.work.spawn(
+                    WorkKind.SCHEDULED_ACTION, self._fire_schedule, row.action, args,
+                    label=f"scheduled action {row.action!r}",
+                )
             except WorkRefused:
                 log.warning("actor %s: schedule %s dropped during teardown", self.actor_id, row.event_id)
         self.sync_alarm()
@@ -717,7 +757,7 @@ class ActorTask:
                 run_action, (self, action, args, True), self.options.action_timeout, errors.action_timed_out
             )
         except Exception as error:
-            log.error("actor %s: scheduled action %s failed: %s", self.actor_id, action, error)
+            report_failure(self, f"scheduled action {action!r}", error)
 
     def sync_alarm(self) -> None:
         """Re-arm the local alarm timer and tell placement about the earliest schedule."""

@@ -20,6 +20,7 @@ from rivetgreen.client.urls import (
     ActorTarget,
     encode_uri_component,
     gateway_url,
+    javascript_truthy,
     json_text,
     raw_request_path,
     raw_websocket_path,
@@ -164,7 +165,7 @@ class ActorHandle:
         data = body.encode("utf-8") if isinstance(body, str) else body
         if isinstance(body, str) and not any(name.lower() == "content-type" for name in all_headers):
             all_headers["Content-Type"] = "text/plain;charset=UTF-8"
-        all_headers.update(self._common_headers())
+        all_headers.update(self._common_headers(raw=True))
         client = self._client
         return client.transport.request(method.upper(), self._url(raw_request_path(path)), body=data,
                                         headers=all_headers, timeout=client.remaining(client.deadline(timeout)))
@@ -191,9 +192,11 @@ class ActorHandle:
     def _url(self, path: str) -> str:
         return gateway_url(self._client.endpoint(), self._target, path, self._client.pool)
 
-    def _common_headers(self) -> dict[str, str]:
+    def _common_headers(self, raw: bool = False) -> dict[str, str]:
         headers = dict(self._client.headers)
-        if self._params is not None:
+        # As the official client: actions and queue sends carry any params given (``!== undefined``), raw requests
+        # only params that are truthy in JavaScript (``if (params)``).
+        if javascript_truthy(self._params) if raw else self._params is not None:
             headers["x-rivet-conn-params"] = json_text(self._params, ascii_only=True)
         token = self._client.endpoint().token
         if token is not None:

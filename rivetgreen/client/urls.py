@@ -154,11 +154,22 @@ def raw_websocket_path(path: str) -> str:
     return "/websocket/" + (path[1:] if path.startswith("/") else path)
 
 
+def javascript_truthy(value: Any) -> bool:
+    """``if (params)`` in the official client: JavaScript truthiness, where ``{}`` and ``[]`` are true and only
+    None, False, 0, NaN and "" are false."""
+    if value is None or value is False or (isinstance(value, str) and not value):
+        return False
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return value == value and value != 0  # NaN is falsy
+    return True
+
+
 def websocket_protocols(encoding: str, params: Any) -> list[str]:
-    """``Sec-WebSocket-Protocol`` offers: ``rivet``, ``rivet_encoding.X`` and, for truthy params,
-    ``rivet_conn_params.{percent-encoded JSON}``. Unlike ``encodeURIComponent`` (which breaks the JS client on
-    params containing parentheses), ``(`` and ``)`` are escaped too: they are not valid in a protocol token."""
+    """``Sec-WebSocket-Protocol`` offers: ``rivet``, ``rivet_encoding.X`` and, for params that are truthy in
+    JavaScript (``{}`` and ``[]`` included), ``rivet_conn_params.{percent-encoded JSON}``. Unlike
+    ``encodeURIComponent`` (which breaks the JS client on params containing parentheses), ``(`` and ``)`` are
+    escaped too: they are not valid in a protocol token."""
     protocols = ["rivet", f"rivet_encoding.{encoding}"]
-    if params:
+    if javascript_truthy(params):
         protocols.append("rivet_conn_params." + quote(json_text(params), safe="-_.!~*'"))
     return protocols

@@ -21,6 +21,7 @@ from rivetgreen.actor.actions import perform
 from rivetgreen.actor.connection import HibernatableTransport
 from rivetgreen.actor.lifecycle import Dispatch, Start, Stop, StopReason
 from rivetgreen.actor.task import ActorTask
+from rivetgreen.actor.work import ABANDON_AFTER, wait_ended
 from rivetgreen.encoding.actor_key import serialize_key
 from rivetgreen.engine.admission import registry_admission
 from rivetgreen.engine.directory import ActorRecord, Directory
@@ -34,10 +35,18 @@ if TYPE_CHECKING:
 log = logging.getLogger("rivetgreen.engine")
 
 MAX_DISPATCH_ATTEMPTS = 3
+FINAL_SAVE_CAP = 15.0  # seconds: core/src/actor/task.rs SERIALIZE_STATE_SHUTDOWN_SANITY_CAP (at least)
 ACTION_TIMEOUT: Any = object()  # perform()'s default: the actor's action_timeout
 _START_FAILED = errors.RivetError("actor", "start_failed", "The actor failed to start.")
 # Refusals that mean "this generation is going away", not "this request is wrong".
 RETRYABLE_REJECTIONS = {"stopping", "not_ready", "dropped_reply"}
+
+
+def stop_bound(task: ActorTask) -> float:
+    """How long the engine waits for an actor to stop: its grace, the time aborted work has to unwind, and the
+    reference's sanity cap on the final save (max(15 s, grace), core.md §2)."""
+    grace = task.options.sleep_grace_period
+    return grace + ABANDON_AFTER + max(FINAL_SAVE_CAP, grace)
 
 
 class InstanceStatus(enum.Enum):
@@ -276,18 +285,32 @@ class LocalEngine:
         task = instance.task
         started = clock.monotonic()
         try:
-            task.send_command(Stop(reason)).get()
-        except errors.RivetError as error:
-            log.error("actor %s: stop failed: %s", task.actor_id, error)
+            self._await_stop(task, reason)
+            if instance.stop_reason is StopReason.DESTROY:
+                self._remove_data(task.actor_id)
+        except Exception:
+            log.exception("actor %s: stopping failed", task.actor_id)
+        finally:  # whatever happened, the actor id must work again
+            self.instances.pop(task.actor_id, None)
+            task.metrics.stopped[instance.stop_reason.value].inc()
+            task.metrics.shutdown_wait[instance.stop_reason.value].observe(clock.monotonic() - started)
+            instance.stopped.set()
+            self._alarms_changed.set()
+
+    def _await_stop(self, task: ActorTask, reason: StopReason) -> None:
+        """Send Stop and wait for the reply and the task's end, at most :func:`stop_bound`; a task that overruns
+        it is killed and left behind."""
+        reply = task.send_command(Stop(reason))
+        if not clock.wait(reply.waitable, clock.monotonic() + stop_bound(task)):
+            log.error("actor %s: no answer to stop within %.1f s; killing its task", task.actor_id, stop_bound(task))
+        else:
+            if not reply.waitable.successful():
+                log.error("actor %s: stop failed: %s", task.actor_id, reply.waitable.exception)
+            if task.greenlet is None or not wait_ended([task.greenlet], clock.monotonic() + ABANDON_AFTER):
+                return
+            log.error("actor %s: its task did not end after answering stop; killing it", task.actor_id)
         if task.greenlet is not None:
-            task.greenlet.join()
-        if instance.stop_reason is StopReason.DESTROY:
-            self._remove_data(task.actor_id)
-        self.instances.pop(task.actor_id, None)
-        task.metrics.stopped[instance.stop_reason.value].inc()
-        task.metrics.shutdown_wait[instance.stop_reason.value].observe(clock.monotonic() - started)
-        instance.stopped.set()
-        self._alarms_changed.set()
+            task.greenlet.kill(block=False)
 
     def _remove_data(self, actor_id: str) -> None:
         record = self.directory.get(actor_id)

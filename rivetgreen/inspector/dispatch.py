@@ -26,7 +26,7 @@ def perform(engine: LocalEngine, actor_id: str, function: Callable[[ActorTask], 
         def handle(task: ActorTask) -> None:
             item.reply.send(function(task))
 
-        item = Dispatch(kind, handle)
+        item = Dispatch(kind, handle, label=f"inspector {getattr(function, '__name__', 'request')}")
         return item
 
     return engine.perform(actor_id, make_item)
