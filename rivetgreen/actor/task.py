@@ -295,7 +295,9 @@ class ActorTask:
     def _save_deadline(self, now: float) -> float | None:
         if self.lifecycle not in (LifecycleState.STARTED, LifecycleState.SLEEP_GRACE):
             return None
-        return self.state.save_deadline(now)
+        deadline = self.state.save_deadline(now)
+        retry_at = self.store.save_retry.retry_at  # after a failed save: not before its backoff
+        return deadline if deadline is None or retry_at is None else max(deadline, retry_at)
 
     def _transition(self, state: LifecycleState) -> None:
         log.debug("actor %s: %s -> %s", self.actor_id, self.lifecycle.value, state.value)
@@ -501,9 +503,12 @@ class ActorTask:
     def _save_tick(self) -> None:
         try:
             self._write_state_now()
-        except Exception:
-            log.exception("actor %s: saving state failed; retrying", self.actor_id)
-            self.state.request_save(immediate=True)
+        except Exception as error:
+            # The state stays dirty and is retried after a capped backoff (a full disk must not become a busy loop
+            # or a flood of logs); callers waiting on this save get the error now.
+            self.store.save_retry.failed(error, clock.monotonic(), log, f"actor {self.actor_id}: saving state")
+            self.state.save_error = errors.from_exception(error)
+            self.state.fail_waiters()
 
     def _write_state_now(self) -> None:
         revision = self.state.revision
@@ -511,6 +516,8 @@ class ActorTask:
             snapshot = self.state.serialize()
             self.store.write_state(snapshot)
             self.metrics.state_saved(len(snapshot))
+        self.state.save_error = None
+        self.store.save_retry.succeeded(log, f"actor {self.actor_id}: saving state")
         self.state.mark_saved(revision, clock.monotonic())
 
     # ---------------------------------------------------------------------------------------------------------

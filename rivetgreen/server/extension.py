@@ -114,6 +114,8 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
 
 
 def _gateway_status(error: RivetError) -> int:
+    if error.status is not None:  # errors that carry their own status (storage faults: 503)
+        return error.status
     return {"not_found": 404, "unauthorized": 401}.get(error.code, 400)
 
 
