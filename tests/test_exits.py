@@ -1,0 +1,199 @@
+"""Exits lose nothing: a script that ends, ``python -m app`` on SIGTERM or Ctrl-C, and gunicorn's gevent worker
+save the changes of their last moments (the final save of every awake actor), exit 0 and print no traceback.
+
+Each process test runs a real interpreter in a subprocess, as a user would, on a temporary data directory. The
+actors used here have a long ``state_save_interval`` (or are stopped well within the default 1 s), so a change can
+only be on disk if the exit saved it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rivetgreen import actor, setup
+from rivetgreen.client import Client
+
+REPO = Path(__file__).resolve().parents[1]
+PROCESS_TIMEOUT = 60.0  # seconds for any one process to start, answer or exit
+LISTENING = re.compile(r"istening (?:at: |on )(http://127\.0\.0\.1:\d+)")
+
+counter = actor("counter", state={"count": 0}, options={"state_save_interval": 600.0})
+
+
+@counter.action
+def increment(c, amount=1):
+    c.state["count"] += amount
+    return c.state["count"]
+
+
+@counter.action
+def get(c):
+    return c.state["count"]
+
+
+# The same counter, as an app module a server process imports (gunicorn).
+APP_MODULE = '''
+from rivetgreen import actor, setup
+
+counter = actor("counter", state={"count": 0}, options={"state_save_interval": 600.0})
+
+
+@counter.action
+def increment(c, amount=1):
+    c.state["count"] += amount
+    return c.state["count"]
+
+
+app = setup(counter).flask_app()
+'''
+
+
+def process_env(data_dir: Path | None) -> dict[str, str]:
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    env.pop("RIVETGREEN_DATA_DIR", None)
+    if data_dir is not None:
+        env["RIVETGREEN_DATA_DIR"] = str(data_dir)
+    return env
+
+
+def stored_count(data_dir: Path) -> int:
+    """The counter's count as a new registry on the same directory finds it."""
+    with setup(counter, data_dir=str(data_dir)) as registry:
+        return registry.get_or_create("counter", ["a"]).get()
+
+
+class HostProcess:
+    """A server in a subprocess; its log (stderr) goes to a file the test reads."""
+
+    def __init__(self, command: list[str], cwd: Path, data_dir: Path, log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log_file:
+            self.process = subprocess.Popen(
+                command, cwd=cwd, env=process_env(data_dir), stdout=subprocess.DEVNULL, stderr=log_file
+            )
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def url(self) -> str:
+        deadline = time.monotonic() + PROCESS_TIMEOUT
+        while time.monotonic() < deadline:
+            match = LISTENING.search(self.log())
+            if match:
+                return match.group(1)
+            assert self.process.poll() is None, f"the server exited early:\n{self.log()}"
+            time.sleep(0.05)  # bounded poll of an observable condition: the log line
+        raise AssertionError(f"the server never listened:\n{self.log()}")
+
+    def stop(self, signal_number: int) -> int:
+        self.process.send_signal(signal_number)
+        return self.process.wait(PROCESS_TIMEOUT)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(PROCESS_TIMEOUT)
+
+
+@pytest.fixture
+def start_host(tmp_path: Path) -> Any:
+    started: list[HostProcess] = []
+
+    def start(command: list[str], data_dir: Path) -> HostProcess:
+        host = HostProcess(command, tmp_path, data_dir, tmp_path / f"host-{len(started)}.log")
+        started.append(host)
+        return host
+
+    yield start
+    for host in started:
+        host.kill()
+
+
+def quick_start_code() -> str:
+    """The README's quick start, exactly as a new user would copy it."""
+    section = (REPO / "README.rst").read_text().split("\nQuick start\n", 1)[1]
+    match = re.search(r"\.\. code-block:: python\n\n((?:    .*\n|\n)+)", section)
+    assert match is not None, "the quick start has no python code block"
+    return textwrap.dedent(match.group(1))
+
+
+def test_readme_quick_start_keeps_its_count_across_runs(tmp_path: Path) -> None:
+    script = tmp_path / "quick_start.py"
+    script.write_text(quick_start_code())
+    printed = []
+    for _ in range(3):
+        result = subprocess.run(
+            [sys.executable, str(script)], cwd=tmp_path, env=process_env(None), capture_output=True, text=True,
+            timeout=PROCESS_TIMEOUT,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "Traceback" not in result.stderr, result.stderr
+        printed.append(result.stdout.split())
+    assert printed == [["6"], ["12"], ["18"]]
+
+
+def test_a_script_that_never_shuts_down_keeps_its_last_change(tmp_path: Path) -> None:
+    script = tmp_path / "script.py"
+    script.write_text(APP_MODULE.replace("app = setup(counter).flask_app()", "") + textwrap.dedent('''
+        registry = setup(counter)
+        print(registry.get_or_create("counter", ["a"]).increment(4))
+    '''))
+    data_dir = tmp_path / "data"
+    result = subprocess.run(
+        [sys.executable, str(script)], cwd=tmp_path, env=process_env(data_dir), capture_output=True, text=True,
+        timeout=PROCESS_TIMEOUT,
+    )
+    assert (result.returncode, result.stdout.strip()) == (0, "4"), result.stderr
+    assert stored_count(data_dir) == 4
+
+
+def test_registry_as_context_manager_saves_on_exit(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+    with setup(counter, data_dir=str(data_dir)) as registry:
+        handle = registry.get_or_create("counter", ["a"])
+        assert handle.increment(3) == 3
+    assert not registry.engine.instances  # every actor is asleep
+    assert stored_count(data_dir) == 3
+
+
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_python_m_app_saves_the_last_change_on_signal(tmp_path: Path, start_host: Any, signal_number: int) -> None:
+    data_dir = tmp_path / "data"
+    command = [sys.executable, "-m", "app", "--port", "0"]
+
+    host = start_host(command, data_dir)
+    with Client(host.url()) as client:
+        assert client.counter.get_or_create(["a"]).increment(10) == 10
+    assert host.stop(signal_number) == 0, host.log()  # right after the change: before the 1 s save throttle
+    assert "Traceback" not in host.log()
+    assert f"{signal.Signals(signal_number).name} received: shutting down" in host.log()
+
+    again = start_host(command, data_dir)
+    with Client(again.url()) as client:
+        assert client.counter.get_or_create(["a"]).getCount() == 10
+    assert again.stop(signal.SIGTERM) == 0, again.log()
+
+
+def test_gunicorn_gevent_worker_saves_the_last_change_on_exit(tmp_path: Path, start_host: Any) -> None:
+    (tmp_path / "exitapp.py").write_text(APP_MODULE)
+    data_dir = tmp_path / "data"
+    command = [
+        sys.executable, "-m", "gunicorn", "-k", "gevent", "-w", "1", "-b", "127.0.0.1:0", "--no-control-socket",
+        "exitapp:app",
+    ]
+    host = start_host(command, data_dir)
+    with Client(host.url()) as client:
+        assert client.counter.get_or_create(["a"]).increment(7) == 7
+    assert host.stop(signal.SIGTERM) == 0, host.log()
+    assert "Traceback" not in host.log()
+    assert stored_count(data_dir) == 7
