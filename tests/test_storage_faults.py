@@ -58,6 +58,18 @@ def remember(c, value):
     return value
 
 
+@counter.action
+def remember_many(c, count):
+    """Several large values in one transaction: SQLite spills them to disk before the commit."""
+    c.kv.batch_put([(f"big-{index}".encode(), bytes(100 * 1024)) for index in range(count)])
+    return count
+
+
+@counter.action
+def enqueue(c, value):
+    return c.queue.send("jobs", value).id
+
+
 class SmallDisk:
     """A tmpfs of ``DISK_SIZE`` mounted at ``path``; filled with a file, freed, or remounted read-only."""
 
@@ -162,6 +174,8 @@ def test_full_disk_gives_clear_errors_to_writes_while_reads_and_other_actors_kee
     disk.fill()
     assert_storage_error(post_action(client, "set_now", [9]), "disk_full")  # a durable call: answered, clearly
     assert_storage_error(post_action(client, "remember", ["hello"]), "disk_full")
+    assert_storage_error(post_action(client, "enqueue", ["job"]), "disk_full")  # fails at COMMIT, rolled back
+    assert_storage_error(post_action(client, "remember_many", [5]), "disk_full")  # fails mid-transaction
     assert_storage_error(post_action(client, "get", [], key="new"), "disk_full")  # creating an actor writes
     assert answer(post_action(client, "get", [])) == 9  # the change stays in memory, to be saved later
     assert answer(post_action(client, "get", [], key="other")) == 1
@@ -171,6 +185,7 @@ def test_full_disk_gives_clear_errors_to_writes_while_reads_and_other_actors_kee
     virtual_clock.advance(MAX_RETRY_DELAY)  # the pending save's next retry
     assert stored_state(registry, actor_id) == {"count": 9}
     assert answer(post_action(client, "remember", ["hello"])) == "hello"
+    assert answer(post_action(client, "enqueue", ["job"])) == 1  # the failed send left nothing behind
     assert integrity(disk.data_dir, actor_id) == "ok"
 
 

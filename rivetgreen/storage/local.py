@@ -141,11 +141,7 @@ class LocalSqliteBackend:
             if tx.expired():
                 db.execute("ROLLBACK")
                 raise sqlite_error("transaction_expired", "The transaction expired and was rolled back.")
-            try:
-                db.execute("COMMIT")
-            except BaseException:
-                _roll_back(db)  # a COMMIT that failed (a full disk) may leave the transaction open
-                raise
+            db.execute("COMMIT")  # on a full disk SQLite rolls the transaction back itself
 
     def close(self) -> None:
         with self._locked():
@@ -208,7 +204,8 @@ class LocalSqliteBackend:
 
 
 def _roll_back(db: sqlite3.Connection) -> None:
-    """End the open transaction, if SQLite has not already rolled it back itself."""
+    """End the open transaction, unless SQLite already rolled it back (it does when a statement hits a full
+    disk; a second ROLLBACK would fail and hide that error)."""
     if db.in_transaction:
         db.execute("ROLLBACK")
 
