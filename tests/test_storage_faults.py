@@ -70,6 +70,12 @@ def enqueue(c, value):
     return c.queue.send("jobs", value).id
 
 
+# The same actor with the default idle sleep (30 s).
+sleepy = actor("sleepy", state={"count": 0})
+sleepy.action(set_now)
+sleepy.action(set_later)
+
+
 class SmallDisk:
     """A tmpfs of ``DISK_SIZE`` mounted at ``path``; filled with a file, freed, or remounted read-only."""
 
@@ -223,6 +229,24 @@ def test_failed_saves_back_off_and_warn_once_per_interval_until_space_is_back(
     assert attempts[-1] == 64.75
     assert stored_state(registry, handle.resolve()) == {"count": 9}
     assert "succeeded after 12 failed attempt(s)" in caplog.records[-1].getMessage()
+
+
+def test_an_actor_stays_awake_while_its_saves_fail_and_sleeps_once_they_succeed(
+    virtual_clock: Any, disk: SmallDisk, make_registry: Any
+) -> None:
+    registry = make_registry(sleepy, data_dir=disk.data_dir)
+    handle = registry.get_or_create("sleepy", ["a"])
+    assert handle.set_now(5) == 5
+    disk.fill()
+    assert handle.set_later(9) == 9
+    virtual_clock.advance(120)  # four idle windows
+    assert handle.resolve() in registry.engine.instances  # sleeping would drop the unsaved change
+
+    disk.free()
+    virtual_clock.advance(MAX_RETRY_DELAY)
+    assert stored_state(registry, handle.resolve()) == {"count": 9}
+    virtual_clock.advance(30)
+    assert not registry.engine.instances
 
 
 # Read-only disk -------------------------------------------------------------------------------------------------

@@ -517,7 +517,9 @@ class ActorTask:
             self.store.write_state(snapshot)
             self.metrics.state_saved(len(snapshot))
         self.state.save_error = None
-        self.store.save_retry.succeeded(log, f"actor {self.actor_id}: saving state")
+        if self.store.save_retry.failures:
+            self.store.save_retry.succeeded(log, f"actor {self.actor_id}: saving state")
+            self.signal_activity()  # the failing save kept the actor awake; its idle window starts again
         self.state.mark_saved(revision, clock.monotonic())
 
     # ---------------------------------------------------------------------------------------------------------

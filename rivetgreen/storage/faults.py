@@ -117,8 +117,8 @@ class WriteRetry:
         self._next_warning_at = now + self.warning_interval
 
     def succeeded(self, log: logging.Logger, what: str) -> None:
-        if self.failures:
-            log.warning("%s succeeded after %d failed attempt(s)", what, self.failures)
+        """The write went through after failing: back to normal, and say so."""
+        log.warning("%s succeeded after %d failed attempt(s)", what, self.failures)
         self.failures = 0
         self.retry_at = None
         self._unreported = 0
