@@ -184,7 +184,10 @@ def test_python_m_app_saves_the_last_change_on_signal(tmp_path: Path, start_host
     assert again.stop(signal.SIGTERM) == 0, again.log()
 
 
-def test_gunicorn_gevent_worker_saves_the_last_change_on_exit(tmp_path: Path, start_host: Any) -> None:
+@pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_gunicorn_gevent_worker_saves_the_last_change_on_exit(
+    tmp_path: Path, start_host: Any, signal_number: int
+) -> None:
     (tmp_path / "exitapp.py").write_text(APP_MODULE)
     data_dir = tmp_path / "data"
     command = [
@@ -194,6 +197,6 @@ def test_gunicorn_gevent_worker_saves_the_last_change_on_exit(tmp_path: Path, st
     host = start_host(command, data_dir)
     with Client(host.url()) as client:
         assert client.counter.get_or_create(["a"]).increment(7) == 7
-    assert host.stop(signal.SIGTERM) == 0, host.log()
+    assert host.stop(signal_number) == 0, host.log()
     assert "Traceback" not in host.log()
     assert stored_count(data_dir) == 7
