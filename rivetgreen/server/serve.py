@@ -33,19 +33,15 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 6420) -> None:
     token = getattr(rivet_host, "admin_token", None)
     if token:
         log.info("inspector: http://%s:%s/inspector/?token=%s", host, server.server_port, token)
-    stop_requested = gevent.event.Event()
-    received: list[str] = []
-
-    def on_signal(signal_number: int) -> None:
-        received.append(signal.Signals(signal_number).name)
-        stop_requested.set()
-
+    received = gevent.event.AsyncResult()  # the first stop signal's name
     # gevent's handlers run in a greenlet, so the shutdown below may block on actors (Python's own SIGINT handler
     # would raise KeyboardInterrupt wherever the main greenlet happens to be).
-    handlers = [gevent.signal_handler(number, on_signal, number) for number in (signal.SIGTERM, signal.SIGINT)]
+    handlers = [
+        gevent.signal_handler(number, received.set, signal.Signals(number).name)
+        for number in (signal.SIGTERM, signal.SIGINT)
+    ]
     try:
-        stop_requested.wait()
-        log.info("%s received: shutting down", received[0])
+        log.info("%s received: shutting down", received.get())
         server.close()  # stop accepting; requests already in flight carry on
         registry = getattr(rivet_host, "registry", None)
         if registry is not None:
