@@ -7,7 +7,6 @@ backoff and at most one warning per interval, so a full disk never turns into a 
 
 from __future__ import annotations
 
-import errno
 import logging
 import sqlite3
 from collections.abc import Iterator
@@ -42,37 +41,21 @@ def read_only() -> RivetError:
 
 def storage_fault(error: sqlite3.Error) -> RivetError | None:
     """The public error for a full or read-only disk, or None for any other database error."""
-    code = getattr(error, "sqlite_errorcode", None)
-    primary = None if code is None else code & 0xFF
-    message = str(error)
-    if primary == SQLITE_FULL or "database or disk is full" in message:
+    primary = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if primary == SQLITE_FULL:
         return disk_full()
-    if primary == SQLITE_READONLY or "readonly database" in message:
-        return read_only()
-    return None
-
-
-def os_storage_fault(error: OSError) -> RivetError | None:
-    """The public error for a file operation that failed on a full or read-only disk, else None."""
-    if error.errno in (errno.ENOSPC, errno.EDQUOT):
-        return disk_full()
-    if error.errno == errno.EROFS:
+    if primary == SQLITE_READONLY:
         return read_only()
     return None
 
 
 @contextmanager
 def faults_as_storage_errors() -> Iterator[None]:
-    """Re-raise a full or read-only disk error from SQLite or the file system as its public ``storage/*`` error."""
+    """Re-raise SQLite's error for a full or read-only disk as its public ``storage/*`` error."""
     try:
         yield
     except sqlite3.Error as error:
         fault = storage_fault(error)
-        if fault is None:
-            raise
-        raise fault from error
-    except OSError as error:
-        fault = os_storage_fault(error)
         if fault is None:
             raise
         raise fault from error

@@ -45,9 +45,9 @@ class LocalSqliteBackend:
         self._parked = False
         self.last_used = clock.monotonic()
         directory = os.path.dirname(path)
+        if directory:
+            os.makedirs(directory, exist_ok=True)
         with faults_as_storage_errors():
-            if directory:
-                os.makedirs(directory, exist_ok=True)
             self._connection: sqlite3.Connection | None = self._open()
 
     def _open(self) -> sqlite3.Connection:
