@@ -178,7 +178,8 @@ def test_full_disk_gives_clear_errors_to_writes_while_reads_and_other_actors_kee
     actor_id = registry.get_or_create("counter", ["a"]).resolve()
 
     disk.fill()
-    assert_storage_error(post_action(client, "set_now", [9]), "disk_full")  # a durable call: answered, clearly
+    assert_storage_error(post_action(client, "set_now", [8]), "disk_full")  # a durable call: answered, clearly
+    assert_storage_error(post_action(client, "set_now", [9]), "disk_full")  # again, without waiting for a retry
     assert_storage_error(post_action(client, "remember", ["hello"]), "disk_full")
     assert_storage_error(post_action(client, "enqueue", ["job"]), "disk_full")  # fails at COMMIT, rolled back
     assert_storage_error(post_action(client, "remember_many", [5]), "disk_full")  # fails mid-transaction

@@ -505,9 +505,11 @@ class ActorTask:
             self._write_state_now()
         except Exception as error:
             # The state stays dirty and is retried after a capped backoff (a full disk must not become a busy loop
-            # or a flood of logs); callers waiting on this save get the error now.
+            # or a flood of logs); callers waiting on this save get the error now, and the next caller that asks
+            # for an immediate save gets its own attempt (so its answer does not wait for the backoff).
             self.store.save_retry.failed(error, clock.monotonic(), log, f"actor {self.actor_id}: saving state")
             self.state.save_error = errors.from_exception(error)
+            self.state.immediate_requested = False
             self.state.fail_waiters()
 
     def _write_state_now(self) -> None:
