@@ -3,9 +3,13 @@ calls that need to write get a public ``storage/disk_full`` or ``storage/read_on
 keep working, failed state saves are retried with capped exponential backoff and one warning per interval, other
 actors keep serving, nothing stored before is lost or corrupted, and pending saves complete once space is back.
 
-The disk is real: a small tmpfs mounted inside the test's temporary directory (the tests run as root), filled with
-a file until the kernel says ENOSPC, or remounted read-only. Time is the virtual clock, so the backoff schedule and
-the rate-limited warnings are checked to the millisecond.
+Every test runs on two disks. ``tmpfs``: a real one, a small tmpfs mounted inside the test's temporary directory,
+filled with a file until the kernel says ENOSPC, or remounted read-only (mounting needs root with CAP_SYS_ADMIN;
+where the machine refuses it, this case falls back to the injected disk and says so on stderr). ``injected``: the
+same faults injected under the SQL backend: while "full", every write statement fails with SQLite's own
+SQLITE_FULL error, and while "read-only" the data directory reports itself unwritable as a read-only mount does
+(SQLite's read-only errors are then real). Time is the virtual clock, so the backoff schedule and the rate-limited
+warnings are checked to the millisecond.
 """
 
 from __future__ import annotations
@@ -13,8 +17,10 @@ from __future__ import annotations
 import errno
 import logging
 import os
+import re
 import sqlite3
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -76,6 +82,10 @@ sleepy.action(set_now)
 sleepy.action(set_later)
 
 
+class MountRefused(Exception):
+    pass
+
+
 class SmallDisk:
     """A tmpfs of ``DISK_SIZE`` mounted at ``path``; filled with a file, freed, or remounted read-only."""
 
@@ -83,7 +93,11 @@ class SmallDisk:
         self.path = path
         self.filler = path / "filler"
         path.mkdir()
-        self._mount("-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(path))
+        result = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", f"size={DISK_SIZE}", "tmpfs", str(path)], capture_output=True, text=True
+        )
+        if result.returncode != 0:
+            raise MountRefused(result.stderr.strip())
 
     @property
     def data_dir(self) -> str:
@@ -118,17 +132,77 @@ class SmallDisk:
 
     @staticmethod
     def _mount_command(*command: str) -> None:
-        result = subprocess.run(command, capture_output=True, text=True, timeout=30)
+        # No timeout: under the virtual clock (freezegun) subprocess would measure it on frozen and real time at once.
+        result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0, f"{' '.join(command)}: {result.stderr}"
 
 
-@pytest.fixture
-def disk(tmp_path: Path) -> Iterator[SmallDisk]:
-    small_disk = SmallDisk(tmp_path / "disk")
-    try:
-        yield small_disk
-    finally:
-        small_disk.unmount()
+class InjectedDisk:
+    """The faults of :class:`SmallDisk` without mounting anything (see the module docstring)."""
+
+    WRITE = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER)\b", re.IGNORECASE)
+
+    def __init__(self, path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.path = path
+        self.full = False
+        self.read_only = False
+        path.mkdir()
+        disk = self
+
+        class FaultyConnection(sqlite3.Connection):
+            def execute(self, sql: str, *args: Any) -> sqlite3.Cursor:
+                disk.check_write(sql)
+                return super().execute(sql, *args)
+
+            def executescript(self, script: str) -> sqlite3.Cursor:
+                disk.check_write(script)
+                return super().executescript(script)
+
+        real_connect, real_access = sqlite3.connect, os.access
+        monkeypatch.setattr(sqlite3, "connect", lambda *a, **k: real_connect(*a, factory=FaultyConnection, **k))
+        monkeypatch.setattr(
+            os, "access",
+            lambda target, mode, **k: not (self.read_only and mode & os.W_OK and self.contains(target))
+            and real_access(target, mode, **k),
+        )
+
+    @property
+    def data_dir(self) -> str:
+        return str(self.path / "data")
+
+    def contains(self, target: Any) -> bool:
+        return os.path.abspath(target).startswith(str(self.path))
+
+    def check_write(self, sql: str) -> None:
+        if self.full and self.WRITE.search(sql):
+            error = sqlite3.OperationalError("database or disk is full")
+            error.sqlite_errorcode, error.sqlite_errorname = 13, "SQLITE_FULL"
+            raise error
+
+    def fill(self) -> None:
+        self.full = True
+
+    def free(self) -> None:
+        self.full = False
+
+    def remount(self, *, read_only: bool) -> None:
+        self.read_only = read_only
+
+
+@pytest.fixture(params=["tmpfs", "injected"])
+def disk(request: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[SmallDisk | InjectedDisk]:
+    if request.param == "tmpfs":
+        try:
+            small_disk = SmallDisk(tmp_path / "disk")
+        except MountRefused as refused:
+            sys.stderr.write(f"cannot mount a tmpfs here ({refused}); using the injected disk instead\n")
+        else:
+            try:
+                yield small_disk
+            finally:
+                small_disk.unmount()
+            return
+    yield InjectedDisk(tmp_path / "injected-disk", monkeypatch)
 
 
 # HTTP as the official client speaks it (JSON encoding) ----------------------------------------------------------
@@ -169,7 +243,7 @@ def integrity(data_dir: str, actor_id: str) -> str:
 # Full disk -------------------------------------------------------------------------------------------------------
 
 def test_full_disk_gives_clear_errors_to_writes_while_reads_and_other_actors_keep_serving(
-    virtual_clock: Any, disk: SmallDisk, make_registry: Any
+    virtual_clock: Any, disk: Any, make_registry: Any
 ) -> None:
     registry = make_registry(counter, data_dir=disk.data_dir)
     client = registry.flask_app().test_client()
@@ -197,7 +271,7 @@ def test_full_disk_gives_clear_errors_to_writes_while_reads_and_other_actors_kee
 
 
 def test_failed_saves_back_off_and_warn_once_per_interval_until_space_is_back(
-    virtual_clock: Any, disk: SmallDisk, make_registry: Any, caplog: Any
+    virtual_clock: Any, disk: Any, make_registry: Any, caplog: Any
 ) -> None:
     registry = make_registry(counter, data_dir=disk.data_dir)
     handle = registry.get_or_create("counter", ["a"])
@@ -233,7 +307,7 @@ def test_failed_saves_back_off_and_warn_once_per_interval_until_space_is_back(
 
 
 def test_an_actor_stays_awake_while_its_saves_fail_and_sleeps_once_they_succeed(
-    virtual_clock: Any, disk: SmallDisk, make_registry: Any
+    virtual_clock: Any, disk: Any, make_registry: Any
 ) -> None:
     registry = make_registry(sleepy, data_dir=disk.data_dir)
     handle = registry.get_or_create("sleepy", ["a"])
@@ -253,7 +327,7 @@ def test_an_actor_stays_awake_while_its_saves_fail_and_sleeps_once_they_succeed(
 # Read-only disk -------------------------------------------------------------------------------------------------
 
 def test_read_only_data_directory_serves_reads_and_refuses_writes(
-    virtual_clock: Any, disk: SmallDisk, make_registry: Any
+    virtual_clock: Any, disk: Any, make_registry: Any
 ) -> None:
     before = make_registry(counter, data_dir=disk.data_dir)
     handle = before.get_or_create("counter", ["a"])
