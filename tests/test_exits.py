@@ -18,10 +18,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent
+import gevent.event
 import pytest
 
 from rivetgreen import actor, setup
+from rivetgreen.actor.definition import ActorDefinition
 from rivetgreen.client import Client
+from rivetgreen.errors import RivetError
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESS_TIMEOUT = 60.0  # seconds for any one process to start, answer or exit
@@ -66,10 +70,10 @@ def process_env(data_dir: Path | None) -> dict[str, str]:
     return env
 
 
-def stored_count(data_dir: Path) -> int:
-    """The counter's count as a new registry on the same directory finds it."""
-    with setup(counter, data_dir=str(data_dir)) as registry:
-        return registry.get_or_create("counter", ["a"]).get()
+def stored_count(data_dir: Path, definition: ActorDefinition = counter) -> int:
+    """The count of actor ``definition["a"]`` as a new registry on the same directory finds it."""
+    with setup(definition, data_dir=str(data_dir)) as registry:
+        return registry.get_or_create(definition.name, ["a"]).get()
 
 
 class HostProcess:
@@ -163,6 +167,33 @@ def test_registry_as_context_manager_saves_on_exit(tmp_path: Path) -> None:
         assert handle.increment(3) == 3
     assert not registry.engine.instances  # every actor is asleep
     assert stored_count(data_dir) == 3
+
+
+def test_work_arriving_during_shutdown_is_refused_and_wakes_nothing(tmp_path: Path) -> None:
+    slow_sleeper = actor("slowSleeper", state={"count": 0})
+    sleeping, finish_sleep = gevent.event.Event(), gevent.event.Event()
+    slow_sleeper.action(increment)
+    slow_sleeper.action(get)
+
+    @slow_sleeper.on_sleep
+    def wait_to_finish(c):
+        sleeping.set()
+        finish_sleep.wait()
+
+    registry = setup(slow_sleeper, data_dir=str(tmp_path / "data"))
+    handle = registry.get_or_create("slowSleeper", ["a"])
+    assert handle.increment(1) == 1
+    shutdown = gevent.spawn(registry.shutdown)
+    sleeping.wait()
+    late = gevent.spawn(handle.increment, 10)  # held while the actor falls asleep, as the engine does
+    gevent.idle()
+    finish_sleep.set()
+    shutdown.get()
+    with pytest.raises(RivetError) as refused:
+        late.get()
+    assert (refused.value.group, refused.value.code) == ("registry", "shut_down")
+    assert not registry.engine.instances  # no new generation was started behind the shutdown's back
+    assert stored_count(tmp_path / "data", slow_sleeper) == 1
 
 
 @pytest.mark.parametrize("signal_number", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
