@@ -5,7 +5,6 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import weakref
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Any
@@ -21,8 +20,9 @@ DEFAULT_DATA_DIR = "./.rivetgreen"
 
 log = logging.getLogger("rivetgreen.registry")
 
-# Registries not shut down yet; the interpreter shuts them down at exit (weak: a dropped registry is not kept alive).
-_open_registries: weakref.WeakSet[Registry] = weakref.WeakSet()
+# Registries not shut down yet; the interpreter shuts them down at exit. Held strongly: a registry the script no
+# longer references still has actors running (its engine lives on in its alarm greenlet) with changes to save.
+_open_registries: set[Registry] = set()
 
 
 class Registry:
