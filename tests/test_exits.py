@@ -145,19 +145,25 @@ def test_readme_quick_start_keeps_its_count_across_runs(tmp_path: Path) -> None:
     assert printed == [["6"], ["12"], ["18"]]
 
 
-def test_a_script_that_never_shuts_down_keeps_its_last_change(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("ending", "exit_code"),
+    [("pass", 0), ("raise SystemExit(3)", 3), ("raise RuntimeError('the script failed')", 1)],
+    ids=["returns", "sys.exit", "uncaught-exception"],
+)
+def test_a_script_that_never_shuts_down_keeps_its_last_change(tmp_path: Path, ending: str, exit_code: int) -> None:
     script = tmp_path / "script.py"
-    script.write_text(APP_MODULE.replace("app = setup(counter).flask_app()", "") + textwrap.dedent('''
+    script.write_text(APP_MODULE.replace("app = setup(counter).flask_app()", "") + textwrap.dedent(f'''
         print(setup(counter).get_or_create("counter", ["a"]).increment(4))  # not even a reference to the registry
         import gc
         gc.collect()
+        {ending}
     '''))
     data_dir = tmp_path / "data"
     result = subprocess.run(
         [sys.executable, str(script)], cwd=tmp_path, env=process_env(data_dir), capture_output=True, text=True,
         timeout=PROCESS_TIMEOUT,
     )
-    assert (result.returncode, result.stdout.strip()) == (0, "4"), result.stderr
+    assert (result.returncode, result.stdout.strip()) == (exit_code, "4"), result.stderr
     assert stored_count(data_dir) == 4
 
 
