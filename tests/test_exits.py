@@ -23,12 +23,14 @@ import gevent.event
 import pytest
 
 from rivetgreen import actor, setup
+from rivetgreen.actor.config import ActorOptions
 from rivetgreen.actor.definition import ActorDefinition
 from rivetgreen.client import Client
 from rivetgreen.errors import RivetError
 
 REPO = Path(__file__).resolve().parents[1]
 PROCESS_TIMEOUT = 60.0  # seconds for any one process to start, answer or exit
+SLEEP_GRACE_PERIOD = ActorOptions().sleep_grace_period
 LISTENING = re.compile(r"istening (?:at: |on )(http://127\.0\.0\.1:\d+)")
 
 counter = actor("counter", state={"count": 0}, options={"state_save_interval": 600.0})
@@ -98,8 +100,12 @@ class HostProcess:
         raise AssertionError(f"the server never listened:\n{self.log()}")
 
     def stop(self, signal_number: int) -> int:
+        """Send the signal and wait for the exit; its status. ``stop_seconds`` says how long the exit took."""
+        started = time.monotonic()
         self.process.send_signal(signal_number)
-        return self.process.wait(PROCESS_TIMEOUT)
+        status = self.process.wait(PROCESS_TIMEOUT)
+        self.stop_seconds = time.monotonic() - started
+        return status
 
     def kill(self) -> None:
         if self.process.poll() is None:
@@ -212,6 +218,7 @@ def test_python_m_app_saves_the_last_change_on_signal(tmp_path: Path, start_host
     with Client(host.url()) as client:
         assert client.counter.get_or_create(["a"]).increment(10) == 10
     assert host.stop(signal_number) == 0, host.log()  # right after the change: before the 1 s save throttle
+    assert host.stop_seconds < SLEEP_GRACE_PERIOD  # the actors' grace bounds the exit (here it is immediate)
     assert "Traceback" not in host.log()
     assert f"{signal.Signals(signal_number).name} received: shutting down" in host.log()
 
