@@ -117,7 +117,7 @@ class SmallDisk:
         self.filler.unlink()
 
     def remount(self, *, read_only: bool) -> None:
-        self._mount("-o", "remount," + ("ro" if read_only else "rw"), str(self.path))
+        self._mount_command("mount", "-o", "remount," + ("ro" if read_only else "rw"), str(self.path))
 
     def unmount(self) -> None:
         try:
@@ -126,9 +126,6 @@ class SmallDisk:
             # Something still holds a file open (that is the failure): detach anyway so no mount outlives the test.
             self._mount_command("umount", "--lazy", str(self.path))
             raise
-
-    def _mount(self, *arguments: str) -> None:
-        self._mount_command("mount", *arguments)
 
     @staticmethod
     def _mount_command(*command: str) -> None:
