@@ -1,4 +1,6 @@
-"""``python -m app [--host H] [--port P]``: serve the demo app with gevent (default 127.0.0.1:6420)."""
+"""``python -m app [--host H] [--port P]``: serve the demo app with gevent (default 127.0.0.1:6420; data under
+``RIVETGREEN_DATA_DIR``, default ``./.rivetgreen``). SIGTERM or Ctrl-C stops it cleanly: every awake actor is saved
+and put to sleep first."""
 
 from __future__ import annotations
 

@@ -92,7 +92,7 @@ class ActorContext:
         self.request_save(True)
         saved.wait()
         if state.saved_revision < revision:
-            raise errors.stopping()
+            raise state.save_error or errors.stopping()
 
     def before_state_mutation(self) -> None:
         """Called by the tracked state before every change: refuse re-entrant changes, notify on_state_change."""

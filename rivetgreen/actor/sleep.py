@@ -17,6 +17,8 @@ def idle_sleep_blocker(task: ActorTask) -> str | None:
         return "not_ready"
     if task.options.no_sleep:
         return "no_sleep"
+    if task.store.save_retry.failures:
+        return "failing_state_save"  # sleeping now would drop the changes the retries are trying to save
     counts = task.work.counts
     if task.work.idle_blocking == 0:
         pass  # none of the work counters below can say no

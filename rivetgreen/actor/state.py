@@ -197,6 +197,7 @@ class ActorState:
         self.save_requested = False
         self.immediate_requested = False
         self.max_wait_deadline: float | None = None
+        self.save_error: errors.RivetError | None = None  # why the last save failed (None: it succeeded)
         self._waiters: list[tuple[int, gevent.event.Event]] = []
 
     # the value ---------------------------------------------------------------------------------------------

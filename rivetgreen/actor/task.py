@@ -297,7 +297,9 @@ class ActorTask:
     def _save_deadline(self, now: float) -> float | None:
         if self.lifecycle not in (LifecycleState.STARTED, LifecycleState.SLEEP_GRACE):
             return None
-        return self.state.save_deadline(now)
+        deadline = self.state.save_deadline(now)
+        retry_at = self.store.save_retry.retry_at  # after a failed save: not before its backoff
+        return deadline if deadline is None or retry_at is None else max(deadline, retry_at)
 
     def _transition(self, state: LifecycleState) -> None:
         log.debug("actor %s: %s -> %s", self.actor_id, self.lifecycle.value, state.value)
@@ -506,9 +508,14 @@ class ActorTask:
     def _save_tick(self) -> None:
         try:
             self._write_state_now()
-        except Exception:
-            log.exception("actor %s: saving state failed; retrying", self.actor_id)
-            self.state.request_save(immediate=True)
+        except Exception as error:
+            # The state stays dirty and is retried after a capped backoff (a full disk must not become a busy loop
+            # or a flood of logs); callers waiting on this save get the error now, and the next caller that asks
+            # for an immediate save gets its own attempt (so its answer does not wait for the backoff).
+            self.store.save_retry.failed(error, clock.monotonic(), log, f"actor {self.actor_id}: saving state")
+            self.state.save_error = errors.from_exception(error)
+            self.state.immediate_requested = False
+            self.state.fail_waiters()
 
     def _write_state_now(self) -> None:
         revision = self.state.revision
@@ -516,6 +523,10 @@ class ActorTask:
             snapshot = self.state.serialize()
             self.store.write_state(snapshot)
             self.metrics.state_saved(len(snapshot))
+        self.state.save_error = None
+        if self.store.save_retry.failures:
+            self.store.save_retry.succeeded(log, f"actor {self.actor_id}: saving state")
+            self.signal_activity()  # the failing save kept the actor awake; its idle window starts again
         self.state.mark_saved(revision, clock.monotonic())
 
     # ---------------------------------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from rivetgreen import clock, errors
 from rivetgreen.encoding.actor_key import parse_key, serialize_key
 from rivetgreen.storage import LocalSqliteBackend
+from rivetgreen.storage.faults import is_storage_fault
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS actors (
@@ -39,6 +40,7 @@ class Directory:
     def __init__(self, data_dir: str) -> None:
         self.db = LocalSqliteBackend(os.path.join(data_dir, "directory.sqlite"), offload=False)
         self.db.execute_script(_SCHEMA)
+        self._unsaved_generations: dict[str, int] = {}  # wakes counted while the disk refused writes
 
     def close(self) -> None:
         self.db.close()
@@ -66,8 +68,16 @@ class Directory:
         return self._many("WHERE name = ? ORDER BY created_at, actor_id", (name,))
 
     def next_generation(self, actor_id: str) -> int:
-        self.db.execute("UPDATE actors SET generation = generation + 1 WHERE actor_id = ?", (actor_id,))
-        return self.db.query_values("SELECT generation FROM actors WHERE actor_id = ?", (actor_id,))[0][0]
+        try:
+            self.db.execute("UPDATE actors SET generation = generation + 1 WHERE actor_id = ?", (actor_id,))
+        except errors.RivetError as error:
+            if not is_storage_fault(error):
+                raise
+            # A full or read-only disk must not stop a sleeping actor from waking to serve reads: count this
+            # process's generations in memory until the directory can be written again.
+            self._unsaved_generations[actor_id] = self._unsaved_generations.get(actor_id, 0) + 1
+        stored = self.db.query_values("SELECT generation FROM actors WHERE actor_id = ?", (actor_id,))[0][0]
+        return stored + self._unsaved_generations.get(actor_id, 0)
 
     def count_by_name(self) -> dict[str, int]:
         """How many actors of each name are stored."""

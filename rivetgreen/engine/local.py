@@ -353,8 +353,8 @@ class LocalEngine:
         """Put every running actor to sleep (a host drain), then stop the alarm timer and close the directory."""
         if self._closed:
             return
+        self._closed = True  # from now on nothing wakes: work held for an actor going to sleep is refused
         gevent.joinall([gevent.spawn(self.sleep, actor_id) for actor_id in list(self.instances)])
-        self._closed = True
         self._alarm_greenlet.kill()
         self.directory.close()
 

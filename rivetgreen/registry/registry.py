@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import atexit
+import logging
 import os
 from collections.abc import Iterable
+from types import TracebackType
 from typing import Any
 
 from rivetgreen.actor.definition import ActorDefinition
@@ -14,6 +17,12 @@ from rivetgreen.metrics import RuntimeMetrics
 from rivetgreen.registry.handle import ActorHandle
 
 DEFAULT_DATA_DIR = "./.rivetgreen"
+
+log = logging.getLogger("rivetgreen.registry")
+
+# Registries not shut down yet; the interpreter shuts them down at exit. Held strongly: a registry the script no
+# longer references still has actors running (its engine lives on in its alarm greenlet) with changes to save.
+_open_registries: set[Registry] = set()
 
 
 class Registry:
@@ -45,6 +54,15 @@ class Registry:
         self.engine = LocalEngine(
             self.definitions, self.data_dir, os.environ.get("RIVET_REGION", ""), metrics=self.metrics
         )
+        _open_registries.add(self)
+
+    def __enter__(self) -> Registry:
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, traceback: TracebackType | None
+    ) -> None:
+        self.shutdown()
 
     def __repr__(self) -> str:
         return f"<Registry {sorted(self.definitions)} data_dir={self.data_dir!r}>"
@@ -89,7 +107,10 @@ class Registry:
         return init_app(app, self, **options)
 
     def shutdown(self) -> None:
-        """Put every running actor to sleep and close storage. The registry cannot be used afterwards."""
+        """Put every running actor to sleep (final state save, connections hibernated) and close storage. The
+        registry cannot be used afterwards. Runs by itself at interpreter exit and at the end of a ``with`` block;
+        calling it again does nothing."""
+        _open_registries.discard(self)
         self.engine.shutdown()
 
 
@@ -103,3 +124,13 @@ def setup(
     ``metrics_token`` protects ``GET /metrics``; ``token`` (default: ``RIVETGREEN_TOKEN``) is the token clients must
     present to the served API and gateway (see :class:`Registry`)."""
     return Registry(definitions, data_dir, metrics_token=metrics_token, token=token)
+
+
+@atexit.register
+def _shut_down_open_registries() -> None:
+    """At interpreter exit, save what scripts changed in their last moments (they rarely call ``shutdown()``)."""
+    for registry in list(_open_registries):
+        try:
+            registry.shutdown()
+        except Exception:
+            log.exception("shutting down %r at exit failed", registry)

@@ -49,6 +49,8 @@ FRAMEWORK_STATUS = {
 
 
 def framework_status(error: RivetError) -> int:
+    if error.status is not None:  # errors that carry their own status (storage faults: 503)
+        return error.status
     if error.group == "queue":
         return 400
     return FRAMEWORK_STATUS.get((error.group, error.code), 500)

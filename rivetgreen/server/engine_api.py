@@ -20,7 +20,10 @@ NAMESPACE = "default"
 
 
 def engine_status(error: RivetError) -> int:
-    """The engine's mapping: not found 404, other RivetErrors 400, internal errors 500."""
+    """The engine's mapping: not found 404, other RivetErrors 400, internal errors 500 (an error that carries its
+    own status, such as a storage fault's 503, keeps it)."""
+    if error.status is not None:
+        return error.status
     if error.code == "not_found":
         return 404
     if error.code == "unauthorized":

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from rivetgreen.storage.backend import iterate_chunks
+from rivetgreen.storage.faults import WriteRetry
 from rivetgreen.storage.local import LocalSqliteBackend
 from rivetgreen.storage.schema import ensure_internal_schema
 
@@ -71,6 +72,7 @@ class ActorStore:
 
     def __init__(self, db: LocalSqliteBackend) -> None:
         self.db = db
+        self.save_retry = WriteRetry()  # the backoff of the actor's state saves while they fail
 
     def open(self) -> None:
         ensure_internal_schema(self.db)

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import gevent
 import gevent.lock
@@ -20,6 +21,7 @@ import gevent.lock
 from rivetgreen import clock
 from rivetgreen.errors import RivetError
 from rivetgreen.storage.backend import Params, Statement, rows_as_dicts
+from rivetgreen.storage.faults import faults_as_storage_errors, read_only, storage_fault
 
 T = TypeVar("T")
 
@@ -45,14 +47,30 @@ class LocalSqliteBackend:
         directory = os.path.dirname(path)
         if directory:
             os.makedirs(directory, exist_ok=True)
-        self._connection: sqlite3.Connection | None = self._open()
+        with faults_as_storage_errors():
+            self._connection: sqlite3.Connection | None = self._open()
 
     def _open(self) -> sqlite3.Connection:
+        if not os.access(os.path.dirname(self.path) or ".", os.W_OK):
+            return self._open_read_only()
         connection = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=32)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA cache_size=-128")
         return connection
+
+    def _open_read_only(self) -> sqlite3.Connection:
+        """The database on a read-only directory: reads work, writes fail with ``storage/read_only``.
+
+        SQLite cannot open a WAL database there normally (it must create the ``-shm`` file). After a clean close
+        there is no ``-wal`` file and nothing can change the file, so it is opened as immutable; a ``-wal`` left by
+        a crash holds committed data, so then SQLite's own read-only WAL mode is used.
+        """
+        if not os.path.exists(self.path):
+            raise read_only()
+        mode = "mode=ro" if os.path.exists(self.path + "-wal") else "immutable=1"
+        uri = f"file:{quote(os.path.abspath(self.path))}?{mode}"
+        return sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False, cached_statements=32)
 
     def park(self) -> bool:
         """Close the connection while nothing uses it (an open SQLite connection costs ~100-150 KiB); the next
@@ -99,10 +117,10 @@ class LocalSqliteBackend:
             try:
                 for sql, params in statements:
                     db.execute(sql, params)
+                db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                _roll_back(db)
                 raise
-            db.execute("COMMIT")
 
     @contextmanager
     def transaction(self, timeout: float = 60.0, *, offload: bool = False) -> Iterator[Transaction]:
@@ -123,7 +141,7 @@ class LocalSqliteBackend:
             if tx.expired():
                 db.execute("ROLLBACK")
                 raise sqlite_error("transaction_expired", "The transaction expired and was rolled back.")
-            db.execute("COMMIT")
+            db.execute("COMMIT")  # on a full disk SQLite rolls the transaction back itself
 
     def close(self) -> None:
         with self._locked():
@@ -152,7 +170,8 @@ class LocalSqliteBackend:
                 self._gate.acquire()
             self._owner, self._depth = current, 1
         try:
-            yield
+            with faults_as_storage_errors():
+                yield
         finally:
             self._depth -= 1
             if self._depth == 0:
@@ -181,7 +200,14 @@ class LocalSqliteBackend:
                 # A failed script that opened its own transaction (BEGIN; ...) must not leave it open: every
                 # later write of the actor would land in it and never commit.
                 db.execute("ROLLBACK")
-            raise sqlite_error("execution_failed", str(error)) from error
+            raise (storage_fault(error) or sqlite_error("execution_failed", str(error))) from error
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """End the open transaction, unless SQLite already rolled it back (it does when a statement hits a full
+    disk; a second ROLLBACK would fail and hide that error)."""
+    if db.in_transaction:
+        db.execute("ROLLBACK")
 
 
 class Transaction:
