@@ -11,6 +11,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
+import gevent
+
 from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.work import WorkKind
 from rivetgreen.encoding.cbor import decode, encode
@@ -21,6 +23,9 @@ if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
 
 log = logging.getLogger("rivetgreen.actor")
+
+# Events handed to connections between two yields to other greenlets during a broadcast.
+BROADCAST_BATCH = 100
 
 
 class ConnectionTransport(Protocol):
@@ -151,9 +156,22 @@ class ConnectionManager:
         return removed
 
     def broadcast(self, name: str, args: list[Any]) -> None:
+        """Send an event to every subscribed connection; one that cannot take it does not stop the others."""
+        sent = failed = 0
         for conn in list(self.conns.values()):
-            if name in conn.subscriptions and conn.transport is not None:
+            if name not in conn.subscriptions or conn.transport is None:
+                continue
+            try:
                 conn.transport.send_event(name, args)
+            except Exception as error:  # e.g. a value this connection's encoding cannot carry
+                if not failed:
+                    log.warning("event %s could not be sent to conn %s (and maybe others): %s", name, conn.id, error)
+                failed += 1
+            sent += 1
+            if sent % BROADCAST_BATCH == 0:
+                gevent.sleep(0)  # a fan-out to thousands of connections lets other requests be served meanwhile
+        if failed > 1:
+            log.warning("event %s could not be sent to %d of %d connections", name, failed, sent)
 
     # hibernation (core.md §3.8) ------------------------------------------------------------------------------
     def hibernate_all(self) -> list[tuple[HibernatedConnection, HibernatableTransport]]:
