@@ -36,7 +36,7 @@ log = logging.getLogger("rivetgreen.server")
 MAX_MESSAGE_SIZE = int(os.environ.get("RIVETGREEN_WS_MAX_MESSAGE_SIZE", 32 * 1024 * 1024))
 MAX_BUFFERED_BYTES = int(os.environ.get("RIVETGREEN_WS_MAX_BUFFERED_BYTES", 4 * 1024 * 1024))
 # How long a closing socket waits for its last frames to leave and for the client's close reply.
-CLOSE_LINGER_SECONDS = 2.0
+CLOSE_LINGER_SECONDS = float(os.environ.get("RIVETGREEN_WS_CLOSE_LINGER", 2.0))
 RECEIVE_SIZE = 65536
 TOO_BIG = (1009, "message.incoming_too_long")  # RFC 6455 §7.4.1: a message too big to process
 BACKPRESSURE = (1008, "ws.backpressure")  # RFC 6455 §7.4.1: the endpoint's policy (here: its outgoing bound)
