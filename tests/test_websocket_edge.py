@@ -249,27 +249,34 @@ def test_a_hibernatable_raw_socket_that_stops_reading_is_closed_the_same_way(hos
 
 # Broadcasts ---------------------------------------------------------------------------------------------------------
 class RecordingTransport:
-    def __init__(self, observed: list[bool], other: gevent.Greenlet) -> None:
-        self._observed, self._other = observed, other
+    def __init__(self, observed: list[bool], waiting: gevent.Greenlet) -> None:
+        self._observed, self._waiting = observed, waiting
 
     def send_event(self, name: str, args: list[Any]) -> None:
-        self._observed.append(self._other.dead)
+        self._observed.append(self._waiting.dead)
 
     def close(self, reason: str | None) -> None:
         pass
 
 
-def test_a_broadcast_to_many_connections_lets_other_greenlets_run():
-    other = gevent.spawn(lambda: None)
+def test_a_broadcast_to_many_connections_lets_waiting_io_be_served():
+    reader, writer = socket.socketpair()
+    reader, writer = gevent.socket.socket(fileno=reader.detach()), gevent.socket.socket(fileno=writer.detach())
+    waiting = gevent.spawn(reader.recv, 1)  # a request waiting for its bytes
+    gevent.sleep(0)
+    writer.sendall(b"x")  # they have arrived: only an I/O poll of the event loop lets the reader see them
     observed: list[bool] = []
     manager = ConnectionManager(task=None)  # type: ignore[arg-type]
     for _ in range(250):
-        conn = Conn(manager, None, RecordingTransport(observed, other))
+        conn = Conn(manager, None, RecordingTransport(observed, waiting))
         conn.subscriptions.add("tick")
         manager.conns[conn.id] = conn
     manager.broadcast("tick", [])
     assert len(observed) == 250
-    assert observed[0] is False and observed[-1] is True  # the other greenlet ran during the fan-out
+    assert observed[0] is False and observed[-1] is True  # the reader was served during the fan-out
+    assert waiting.value == b"x"
+    reader.close()
+    writer.close()
 
 
 def test_an_event_one_encoding_cannot_carry_still_reaches_the_others(port):
