@@ -218,8 +218,9 @@ class GreenWebSocket:
                 frame = self._outbox[0]
                 self._head_started = True
                 self._sock.sendall(frame)
-                self._outbox.popleft()
-                self._outbox_bytes -= len(frame)
+                if self._outbox and self._outbox[0] is frame:  # (an abort may have emptied the outbox meanwhile)
+                    self._outbox.popleft()
+                    self._outbox_bytes -= len(frame)
                 self._head_started = False
         except OSError:
             self._abort()
@@ -230,10 +231,12 @@ class GreenWebSocket:
         """Drop what the client has not started to receive and close; ``finish`` cuts the TCP connection if the
         client does not take the close frame within the linger time."""
         log.warning("websocket client is not reading (over %d bytes waiting); closing", self.max_buffered_bytes)
-        if self._outbox:
-            kept = [self._outbox[0]] if self._head_started else []
-            self._outbox = collections.deque(kept)
-            self._outbox_bytes = sum(len(frame) for frame in kept)
+        started = self._outbox[0] if self._outbox and self._head_started else None
+        self._outbox.clear()
+        self._outbox_bytes = 0
+        if started is not None:  # part of it is on the wire: the client must get the rest before the close frame
+            self._outbox.append(started)
+            self._outbox_bytes = len(started)
         code, reason = BACKPRESSURE
         self._outbox.append(self._protocol.send(CloseConnection(code, reason)))
         self._outbox_bytes += len(self._outbox[-1])
