@@ -181,7 +181,7 @@ def test_each_websocket_costs_the_host_one_file_descriptor(host):
     first = open_connect(host.port, "fd")
     before = host.descriptors()
     sockets = [open_connect(host.port, "fd") for _ in range(40)]
-    assert host.descriptors() - before == 40
+    assert 40 <= host.descriptors() - before <= 42  # (a duplicated socket would make it 80)
     for ws in [first, *sockets]:
         ws.sock.close()
     wait_for(lambda: host.descriptors() < before)
@@ -208,7 +208,7 @@ def test_a_256_mib_connect_message_is_refused_at_the_actor_limit_with_1011(host)
     assert growth_mib < 24, f"the host grew by {growth_mib:.0f} MiB for a message refused at 64 KiB"
 
 
-def test_a_raw_message_just_under_the_cap_still_arrives_whole(port, monkeypatch):
+def test_the_host_cap_counts_bytes_and_lets_a_message_at_the_cap_through(port, monkeypatch):
     monkeypatch.setattr("rivetgreen.server.websocket.MAX_MESSAGE_SIZE", 3 * MIB)
     ws = connect(port, query("sink", "/websocket/", ["cap"]))
     ws.send(b"y" * (3 * MIB))
