@@ -140,24 +140,32 @@ class GreenWebSocket:
 
     # Reading ----------------------------------------------------------------------------------------------------
     def _read_frames(self, buffered: bytes) -> None:
-        data = buffered
         try:
+            if buffered and not self._feed(buffered):
+                return
+            del buffered
             while True:
-                if data:
-                    self._protocol.receive_data(data)
-                    if not self._handle_events():
-                        return
                 while self._messages and self.connected:  # a message waits unread: let TCP push back
                     self._taken.clear()
                     self._taken.wait()
-                try:
-                    data = self._sock.recv(RECEIVE_SIZE)
-                except OSError:
-                    data = b""
-                if not data:
+                # (no name keeps the last chunk alive while this waits: idle sockets hold no receive buffer)
+                if not self._feed(self._receive_chunk()):
                     return
         finally:
             self._closed()
+
+    def _receive_chunk(self) -> bytes:
+        try:
+            return self._sock.recv(RECEIVE_SIZE)
+        except OSError:
+            return b""
+
+    def _feed(self, data: bytes) -> bool:
+        """Hand received bytes to wsproto; False at the end of the stream or of the closing handshake."""
+        if not data:
+            return False
+        self._protocol.receive_data(data)
+        return self._handle_events()
 
     def _handle_events(self) -> bool:
         """Act on what wsproto parsed; False once the closing handshake is over (or the frames are broken)."""
