@@ -80,7 +80,17 @@ def floods(c):
     return c.state["floods"]
 
 
-EDGE_ACTORS = [blaster, sink, flooder]
+numbered = actor("numbered")
+
+
+@numbered.on_websocket
+def send_numbered(c, ws, request):
+    while (message := ws.receive()) is not None:
+        for index in range(int(message)):
+            ws.send(index.to_bytes(4, "big") * (128 * 1024))  # 512 KiB each
+
+
+EDGE_ACTORS = [blaster, sink, flooder, numbered]
 
 SERVER_SCRIPT = """
 import sys
@@ -245,6 +255,15 @@ def test_a_hibernatable_raw_socket_that_stops_reading_is_closed_the_same_way(hos
     assert len(delivered) < 100
     growth_mib = (host.status_kib("VmHWM") - peak_before) / 1024
     assert growth_mib < 48, f"the host grew by {growth_mib:.0f} MiB for a client that does not read"
+
+
+def test_messages_queued_behind_a_full_socket_arrive_whole_and_in_order(port, monkeypatch):
+    monkeypatch.setattr("rivetgreen.server.websocket.MAX_BUFFERED_BYTES", 64 * MIB)
+    ws = connect(port, query("numbered", "/websocket/", ["order"]))
+    ws.send("40")  # 20 MiB at once: far more than the kernel's socket buffers take, so most waits in the outbox
+    for index in range(40):
+        assert ws.receive_message() == index.to_bytes(4, "big") * (128 * 1024)
+    ws.close()
 
 
 # Broadcasts ---------------------------------------------------------------------------------------------------------
