@@ -187,12 +187,15 @@ def run(count: int) -> dict[str, Any]:
         gevent.sleep(0.5)
         rss_before, fds_before = proc_status_kib(host.pid, "VmRSS"), descriptors(host.pid)
 
+        other = Client(f"http://127.0.0.1:{port}").other.get_or_create(["probe"])
+        other.longest_stalls()
         started = time.monotonic()
         pool = gevent.pool.Pool(CONNECT_CONCURRENCY)
         subscribers = pool.map(lambda _: Subscriber(port), range(count))
         connect_seconds = time.monotonic() - started
         gevent.sleep(1.0)  # let the host settle before reading its memory
         rss_after, fds_after = proc_status_kib(host.pid, "VmRSS"), descriptors(host.pid)
+        connecting_loop, connecting_gc = other.longest_stalls()
 
         delivered: list[float] = []
         all_delivered = gevent.event.Event()
@@ -201,7 +204,6 @@ def run(count: int) -> dict[str, Any]:
             [sys.executable, "-c", PROBE_SCRIPT, str(port), str(PROBE_SECONDS), str(ROOT), str(PROBERS)],
             cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True)
         assert prober.stdout is not None and prober.stdout.readline().strip() == "ready"
-        other = Client(f"http://127.0.0.1:{port}").other.get_or_create(["probe"])
         other.longest_stalls()
         gevent.sleep(1.5)  # the prober's quiet baseline
         quiet_loop, quiet_gc = other.longest_stalls()
@@ -232,6 +234,8 @@ def run(count: int) -> dict[str, Any]:
             "host_loop_longest_stall_quiet_ms": round(quiet_loop * 1000, 1),
             "host_longest_full_gc_during_broadcast_ms": round(broadcast_gc * 1000, 1),
             "host_longest_full_gc_quiet_ms": round(quiet_gc * 1000, 1),
+            "host_loop_longest_stall_while_connecting_ms": round(connecting_loop * 1000, 1),
+            "host_longest_full_gc_while_connecting_ms": round(connecting_gc * 1000, 1),
             "host_rss_per_connection_kib": round((rss_after - rss_before) / count, 1),
             "host_fds_per_connection": round((fds_after - fds_before) / count, 3),
             "host_rss_before_mib": round(rss_before / 1024, 1),
