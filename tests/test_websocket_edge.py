@@ -3,6 +3,7 @@ broadcasts that yield and survive one subscriber's failure, and quiet closes und
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
@@ -298,13 +299,16 @@ def test_a_broadcast_to_many_connections_lets_waiting_io_be_served():
     writer.close()
 
 
-def test_an_event_one_encoding_cannot_carry_still_reaches_the_others(port):
+def test_an_event_one_encoding_cannot_carry_still_reaches_the_others(port, caplog):
     json_client = open_connect(port, "mixed", "json")
     subscribe(json_client, "news", "json")
     cbor_client = open_connect(port, "mixed", "cbor")
     subscribe(cbor_client, "news", "cbor")
     handle = Client(f"http://127.0.0.1:{port}").blaster.get_or_create(["mixed"])
-    handle.announce_tuple_keyed()
+    with caplog.at_level(logging.WARNING, logger="rivetgreen.actor"):
+        handle.announce_tuple_keyed()
+    failures = [record.getMessage() for record in caplog.records if "could not be sent" in record.getMessage()]
+    assert len(failures) == 1 and "to 1 of 2 connections" in failures[0]  # logged once
     frame = cbor_client.receive_message()  # (our decoder refuses such keys, so look at the bytes)
     assert b"news" in frame and b"a map JSON cannot carry" in frame
     handle.announce("next")

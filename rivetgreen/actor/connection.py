@@ -159,23 +159,24 @@ class ConnectionManager:
     def broadcast(self, name: str, args: list[Any]) -> None:
         """Send an event to every subscribed connection; one that cannot take it does not stop the others."""
         sent = failed = 0
+        first_failure: tuple[str, Exception] | None = None
         for conn in list(self.conns.values()):
             if name not in conn.subscriptions or conn.transport is None:
                 continue
             try:
                 conn.transport.send_event(name, args)
             except Exception as error:  # e.g. a value this connection's encoding cannot carry
-                if not failed:
-                    log.warning("event %s could not be sent to conn %s (and maybe others): %s", name, conn.id, error)
                 failed += 1
+                first_failure = first_failure or (conn.id, error)
             sent += 1
             if sent % BROADCAST_BATCH == 0:
                 # A fan-out to thousands of connections lets other requests be served meanwhile. Not sleep(0),
                 # which only runs greenlets already ready: a timer takes the loop through an I/O poll, so requests
                 # that arrive meanwhile are read too.
                 gevent.sleep(YIELD_SECONDS)
-        if failed > 1:
-            log.warning("event %s could not be sent to %d of %d connections", name, failed, sent)
+        if first_failure is not None:
+            log.warning("event %s could not be sent to %d of %d connections (first: conn %s: %s)",
+                        name, failed, sent, *first_failure)
 
     # hibernation (core.md §3.8) ------------------------------------------------------------------------------
     def hibernate_all(self) -> list[tuple[HibernatedConnection, HibernatableTransport]]:
