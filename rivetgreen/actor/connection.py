@@ -11,6 +11,8 @@ import logging
 import uuid
 from typing import TYPE_CHECKING, Any, Protocol
 
+import gevent
+
 from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.failures import report_failure
 from rivetgreen.actor.work import WorkKind
@@ -22,6 +24,10 @@ if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
 
 log = logging.getLogger("rivetgreen.actor")
+
+# Events handed to connections between two yields to the event loop during a broadcast (each takes some 40 µs).
+BROADCAST_BATCH = 50
+YIELD_SECONDS = 0.000001
 
 
 class ConnectionTransport(Protocol):
@@ -173,9 +179,26 @@ class ConnectionManager:
         return removed
 
     def broadcast(self, name: str, args: list[Any]) -> None:
+        """Send an event to every subscribed connection; one that cannot take it does not stop the others."""
+        sent = failed = 0
+        first_failure: tuple[str, Exception] | None = None
         for conn in list(self.conns.values()):
-            if name in conn.subscriptions and conn.transport is not None:
+            if name not in conn.subscriptions or conn.transport is None:
+                continue
+            try:
                 conn.transport.send_event(name, args)
+            except Exception as error:  # e.g. a value this connection's encoding cannot carry
+                failed += 1
+                first_failure = first_failure or (conn.id, error)
+            sent += 1
+            if sent % BROADCAST_BATCH == 0:
+                # A fan-out to thousands of connections lets other requests be served meanwhile. Not sleep(0),
+                # which only runs greenlets already ready: a timer takes the loop through an I/O poll, so requests
+                # that arrive meanwhile are read too.
+                gevent.sleep(YIELD_SECONDS)
+        if first_failure is not None:
+            log.warning("event %s could not be sent to %d of %d connections (first: conn %s: %s)",
+                        name, failed, sent, *first_failure)
 
     # hibernation (core.md §3.8) ------------------------------------------------------------------------------
     def hibernate_all(self) -> list[tuple[HibernatedConnection, HibernatableTransport]]:

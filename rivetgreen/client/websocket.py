@@ -33,6 +33,7 @@ from wsproto.events import (
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 from rivetgreen.client.errors import ClientTimeout, client_error
+from rivetgreen.websocket_messages import MessageAssembler
 
 log = logging.getLogger("rivetgreen.client")
 
@@ -60,7 +61,7 @@ class WebSocket:
         self._write_lock = gevent.lock.Semaphore()
         self._messages: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self._closed = gevent.event.Event()
-        self._fragments: list[Any] = []
+        self._assembler = MessageAssembler()
         self._reader = gevent.spawn(self._read_loop, initial_events)
 
     @classmethod
@@ -180,10 +181,9 @@ class WebSocket:
 
     def _handle(self, event: Event) -> None:
         if isinstance(event, (TextMessage, BytesMessage)):
-            self._fragments.append(event.data)
-            if event.message_finished:
-                parts, self._fragments = self._fragments, []
-                self._messages.put("".join(parts) if isinstance(event, TextMessage) else b"".join(parts))
+            message = self._assembler.add(event)
+            if message is not None:
+                self._messages.put(message)
         elif isinstance(event, Ping):
             self._send_control(event.response())
         elif isinstance(event, CloseConnection):

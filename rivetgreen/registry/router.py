@@ -71,6 +71,9 @@ class WebSocket(Protocol):
     def wait_message(self, *interrupts: Any) -> bool:
         """Block until a message is ready (True), or the socket closed or an interrupt event was set (False)."""
 
+    def limit_messages(self, max_size: int, close_code: int, close_reason: str) -> None:
+        """Cap incoming messages at ``max_size`` bytes; a longer one closes the socket with this code and reason."""
+
 
 class ActorRouter:
     """Serves the per-actor routes of every actor placed by ``engine``."""
@@ -312,6 +315,7 @@ class ActorConnectSession:
         try:
             self.definition = self.router.definition_of(self.actor_id)
             self.options = self.definition.options
+            self.ws.limit_messages(self.options.max_incoming_message_size, 1011, "message.incoming_too_long")
             params = conn_params_from_subprotocols(self.ws.offered_subprotocols)
             transport = _ConnectTransport(self)
             self.conn = self.engine.perform(self.actor_id, lambda: open_connection(params, transport, True))

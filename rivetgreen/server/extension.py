@@ -127,9 +127,13 @@ class RivetHost:
 
 
 class _AlreadySent(Response):
-    """The WebSocket wrote its own bytes on the raw socket; the WSGI server must send nothing more."""
+    """The WebSocket wrote its own bytes on the raw socket and shut it down; the WSGI server must send nothing more.
+
+    Its status is reported all the same: gunicorn's access log needs one (without it every close logged an
+    AttributeError), and whatever the server then tries to write fails quietly on the shut-down socket."""
 
     def __call__(self, environ: Any, start_response: Any) -> Any:
+        start_response("101 Switching Protocols", [])
         return []
 
 
