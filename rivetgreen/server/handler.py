@@ -22,6 +22,7 @@ from __future__ import annotations
 import http.client
 import logging
 import socket
+import time
 from io import BytesIO
 from typing import Any
 
@@ -50,8 +51,9 @@ log = logging.getLogger("rivetgreen.server")
 TAKE_SOCKET = "rivetgreen.take_socket"
 # A response head is sent together with a body up to this size (larger bodies are not copied to join them).
 COALESCE_LIMIT = 64 * 1024
-# How long a connection turned away with 503 may take to read it before it is closed.
-OVERLOAD_LINGER_SECONDS = 1.0
+# Before closing a connection whose client may still be sending: how long, and how many bytes, to read and drop.
+LINGER_SECONDS = 1.0
+LINGER_BYTES = 8 * 1024 * 1024
 
 
 class HeadNotReceived(OSError):
@@ -83,9 +85,21 @@ class RivetHandler(WSGIHandler):
             result = super().handle_one_request()
         finally:
             self._cancel_header_deadline()
-        if isinstance(result, tuple) and result[0] == "414":  # gevent's own plain answer to a long request line
-            return self._refusal(request_line_too_long(MAX_REQUEST_LINE))
-        return result
+        if not isinstance(result, tuple):
+            return result
+        # A refused request head: answer, then end the connection.
+        if result[0] == "414":  # gevent's own plain answer to a long request line
+            result = self._refusal(request_line_too_long(MAX_REQUEST_LINE))
+        self.status, answer = result
+        try:
+            self.socket.sendall(answer)
+        except OSError:
+            return None
+        self.response_length = len(answer)
+        self.time_finish = time.time()
+        self.log_request()
+        linger(self.socket)
+        return None
 
     def read_requestline(self) -> str:
         sock = self.socket
@@ -193,8 +207,11 @@ class RivetHandler(WSGIHandler):
         super().handle_one_response()
         # A taken socket or an upgrade request ends the connection whatever the application did (bytes after a
         # WebSocket are not HTTP), and so does a body left unread (where the next request starts is unknown).
-        if self._taken or self._connection_upgrade_requested() or not self.wsgi_input.complete:
+        if self._taken or self._connection_upgrade_requested():
             self.close_connection = True
+        elif not self.wsgi_input.complete:
+            self.close_connection = True
+            linger(self.socket)
 
     def write(self, data: bytes) -> None:
         if self._taken:
@@ -216,10 +233,12 @@ class RivetHandler(WSGIHandler):
         self.close_connection = True
         if self.headers_sent or self._taken:
             return
+        body = json_body(error)
         try:
             self.start_response(f"{error.status} {http.client.responses[error.status]}",
-                                [("Content-Type", "application/json"), ("Connection", "close")])
-            self.write(json_body(error))
+                                [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+                                 ("Connection", "close")])
+            self.write(body)
         except OSError:
             pass
 
@@ -292,13 +311,25 @@ def turn_away(sock: Any) -> None:
     """Answer a connection over the limit with 503 ``host/overloaded`` and close it, without reading a request."""
     try:
         sock.sendall(raw_response(overloaded(), (("Retry-After", "1"),)))
-        sock.shutdown(socket.SHUT_WR)
-        # Read what the client sends until it closes: closing with unread bytes would reset the connection and
-        # could destroy the 503 before the client reads it.
-        with gevent.Timeout(OVERLOAD_LINGER_SECONDS, False):
-            while sock.recv(64 * 1024):
-                pass
+        linger(sock)
     except OSError:
         pass
     finally:
         sock.close()
+
+
+def linger(sock: Any) -> None:
+    """Before closing a connection that may still be sending (an unread body): stop writing, and read and drop what
+    comes for a moment. Closing with unread bytes resets the connection, which can destroy the answer just sent
+    before the client reads it."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        budget = LINGER_BYTES
+        with gevent.Timeout(LINGER_SECONDS, False):
+            while budget > 0:
+                data = sock.recv(64 * 1024)
+                if not data:
+                    return
+                budget -= len(data)
+    except OSError:
+        pass  # reset or timed out: nothing more to wait for
