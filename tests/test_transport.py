@@ -325,8 +325,13 @@ def test_bytes_after_a_websocket_close_are_never_run_as_http(port, together):
     assert isinstance(next_event(), AcceptConnection)
     assert isinstance(next_event(), TextMessage)  # Init
     smuggled = action_request(1000)
-    # A ping whose payload is padding, then the close frame, then a whole HTTP request.
-    frames = ws.send(Ping(b"p" * 100)) + ws.send(CloseConnection(1000))
+    # Pings as padding, then the close frame, then a whole HTTP request; the frames fill exactly 4096 bytes, what
+    # simple-websocket reads at a time, so the request stays unread in the socket when the WebSocket ends.
+    frames = b""
+    while len(frames) < 4096 - 8:  # a masked ping is 6 bytes and its payload; the close frame 8 bytes
+        frames += ws.send(Ping(b"p" * min(125, 4096 - 8 - len(frames) - 6)))
+    frames += ws.send(CloseConnection(1000))
+    assert len(frames) == 4096
     sock.sendall(frames + smuggled if together else frames)
     while not isinstance(next_event(), CloseConnection):
         pass
