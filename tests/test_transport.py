@@ -491,6 +491,16 @@ def test_bad_requests_are_4xx_in_the_error_shape_and_end_the_connection(serve, p
     assert exchange(port, "POST", "/echo", b"still serving").body == b"still serving"
 
 
+def test_a_client_still_sending_a_refused_body_can_read_the_answer(serve, probe):
+    port = serve(probe.app)
+    connection = Connection(port)
+    connection.send(HEAD + b"Content-Length: 268435456\r\n\r\n")
+    assert connection.sock.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 413"  # answered before any body byte
+    for _ in range(4):  # the server reads and drops the rest for a moment instead of resetting the connection
+        connection.send(b"x" * 64 * KIB)
+    assert connection.response().status == 413
+
+
 def test_a_body_cut_short_is_400(serve, probe):
     port = serve(probe.app)
     connection = Connection(port)
@@ -519,6 +529,8 @@ def test_a_chunked_body_over_the_limit_is_refused_while_streaming(serve, probe):
     assert reply.status == 413 and reply.error()["code"] == "body_too_large"
     assert reply.error()["metadata"] == {"limit": 64 * KIB}
     assert sent < 16 * MIB  # refused while the client was still sending
+    for _ in range(4):  # and the client may go on sending for a moment without its writes being reset
+        connection.send(b"4000\r\n" + b"c" * 16 * KIB + b"\r\n")
 
 
 def test_a_plain_wsgi_app_gets_the_same_refusals_and_json_500s(serve):
