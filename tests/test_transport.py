@@ -447,6 +447,13 @@ def test_past_the_limit_a_new_connection_gets_a_quick_503(serve, probe):
     assert time.monotonic() - started < 1.0
     assert reply.status == 503 and reply.headers["connection"] == "close"
     assert (reply.error()["group"], reply.error()["code"]) == ("host", "overloaded")
+    # A client that sends a body before it reads gets the 503 too (its writes are read and dropped for a moment).
+    connection = Connection(port)
+    connection.send(HEAD + b"Content-Length: 262144\r\n\r\n")
+    assert connection.sock.recv(12, socket.MSG_PEEK) == b"HTTP/1.1 503"
+    for _ in range(4):
+        connection.send(b"x" * 64 * KIB)
+    assert connection.response().status == 503
     assert probe.calls == 0
     probe.release.set()
     assert [greenlet.get(timeout=TIMEOUT).status for greenlet in held] == [200] * 4
