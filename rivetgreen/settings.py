@@ -75,7 +75,3 @@ class HostSettings:
             except ValueError:
                 raise ValueError(f"{name}={text!r} is not a valid {parse.__name__}") from None
         return cls(**{**values, **overrides})
-
-    @staticmethod
-    def environment_variable(field_name: str) -> str:
-        return ENV_PREFIX + field_name.upper()
