@@ -305,49 +305,66 @@ def count_of(port: int) -> int:
     return protocol.decode_action_response("json", reply.body)
 
 
+class RawWebSocket:
+    """A /connect WebSocket (json encoding) over a raw socket, its frames built by wsproto."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = gevent.socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.events: list[Any] = []
+        self.sock.sendall(self.ws.send(Request(host="127.0.0.1", target=GATEWAY.format(path="/connect"),
+                                               subprotocols=["rivet", "rivet_encoding.json"])))
+        assert isinstance(self.next_event(), AcceptConnection)
+        assert isinstance(self.next_event(), TextMessage)  # Init
+
+    def next_event(self) -> Any:
+        while not self.events:
+            data = self.sock.recv(64 * KIB)
+            assert data, "the server closed the connection"
+            self.ws.receive_data(data)
+            self.events.extend(self.ws.events())
+        return self.events.pop(0)
+
+
 @pytest.mark.parametrize("together", [True, False], ids=["with-the-close-frame", "after-the-close-handshake"])
 def test_bytes_after_a_websocket_close_are_never_run_as_http(port, together):
     before = count_of(port)
-    sock = gevent.socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
-    ws = WSConnection(ConnectionType.CLIENT)
-    sock.sendall(ws.send(Request(host="127.0.0.1", target=GATEWAY.format(path="/connect"),
-                                 subprotocols=["rivet", "rivet_encoding.json"])))
-    events: list[Any] = []
-
-    def next_event() -> Any:
-        while not events:
-            data = sock.recv(64 * KIB)
-            assert data, "the server closed the connection"
-            ws.receive_data(data)
-            events.extend(ws.events())
-        return events.pop(0)
-
-    assert isinstance(next_event(), AcceptConnection)
-    assert isinstance(next_event(), TextMessage)  # Init
+    client = RawWebSocket(port)
     smuggled = action_request(1000)
     # Pings as padding, then the close frame, then a whole HTTP request; the frames fill exactly 4096 bytes, what
     # simple-websocket reads at a time, so the request stays unread in the socket when the WebSocket ends.
     frames = b""
     while len(frames) < 4096 - 8:  # a masked ping is 6 bytes and its payload; the close frame 8 bytes
-        frames += ws.send(Ping(b"p" * min(125, 4096 - 8 - len(frames) - 6)))
-    frames += ws.send(CloseConnection(1000))
+        frames += client.ws.send(Ping(b"p" * min(125, 4096 - 8 - len(frames) - 6)))
+    frames += client.ws.send(CloseConnection(1000))
     assert len(frames) == 4096
-    sock.sendall(frames + smuggled if together else frames)
-    while not isinstance(next_event(), CloseConnection):
+    client.sock.sendall(frames + smuggled if together else frames)
+    while not isinstance(client.next_event(), CloseConnection):
         pass
     after = b""
     try:
         if not together:
-            sock.sendall(smuggled)
-        sock.settimeout(TIMEOUT)
-        while data := sock.recv(64 * KIB):
+            client.sock.sendall(smuggled)
+        while data := client.sock.recv(64 * KIB):
             after += data
     except (ConnectionResetError, BrokenPipeError):
         pass  # the server closed first: as good as an end of stream
     finally:
-        sock.close()
+        client.sock.close()
     assert b"HTTP/1.1" not in after
     assert count_of(port) == before
+
+
+def test_an_idle_websocket_outlives_every_timeout(registry, serve):
+    port = serve(registry.flask_app(), header_timeout=SHORT, keepalive_timeout=SHORT, body_timeout=SHORT)
+    client = RawWebSocket(port)
+    gevent.sleep(3 * SHORT)  # idle for longer than every timeout
+    request = protocol.encode_to_server("json", protocol.ActionRequest(1, "increment", [2]))
+    client.sock.sendall(client.ws.send(TextMessage(request)))
+    reply = client.next_event()
+    assert isinstance(reply, TextMessage)
+    assert protocol.decode_to_client("json", reply.data) == protocol.ActionResponse(1, 2)
+    client.sock.close()
 
 
 # Timeouts --------------------------------------------------------------------------------------------------------

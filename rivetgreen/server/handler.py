@@ -131,7 +131,11 @@ class RivetHandler(WSGIHandler):
             self._cancel_header_deadline()
         self._requests_read += 1
         self.slots.busy(self.socket)
-        self.socket.settimeout(self.settings.body_timeout)  # per read of the body, and per response write
+        if self._connection_upgrade_requested():
+            # No timeout for a WebSocket: the socket (or a duplicate of it, which keeps its timeout) is its own now.
+            self.socket.settimeout(None)
+        else:
+            self.socket.settimeout(self.settings.body_timeout)  # per read of the body, and per response write
         return True
 
     def _check_framing(self, headers: Any) -> None:
