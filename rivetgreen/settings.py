@@ -46,12 +46,12 @@ class HostSettings:
 
     def __post_init__(self) -> None:
         if self.connection_reserve is None:
-            object.__setattr__(self, "connection_reserve", max(self.max_connections // 10, 1))
+            object.__setattr__(self, "connection_reserve", self.max_connections // 10)
         for field in dataclasses.fields(self):
-            if getattr(self, field.name) <= 0:
+            if field.name != "connection_reserve" and getattr(self, field.name) <= 0:
                 raise ValueError(f"host setting {field.name} must be positive, not {getattr(self, field.name)!r}")
-        if self.connection_reserve >= self.max_connections:
-            raise ValueError(f"connection_reserve ({self.connection_reserve}) must be below max_connections "
+        if not 0 <= self.connection_reserve < self.max_connections:
+            raise ValueError(f"connection_reserve ({self.connection_reserve}) must be from 0 to below max_connections "
                              f"({self.max_connections})")
 
     @property

@@ -194,7 +194,7 @@ def test_settings_defaults_environment_and_validation():
     defaults = HostSettings()
     assert (defaults.header_timeout, defaults.keepalive_timeout, defaults.body_timeout) == (10.0, 60.0, 30.0)
     assert defaults.max_request_body_size == 16 * MIB and defaults.max_header_size == 64 * KIB
-    assert defaults.connection_reserve == max(defaults.max_connections // 10, 1)
+    assert defaults.connection_reserve == defaults.max_connections // 10
     settings = HostSettings.from_environment(
         {"RIVETGREEN_MAX_CONNECTIONS": "200", "RIVETGREEN_HEADER_TIMEOUT": "2.5", "RIVETGREEN_OTHER": "x"},
         body_timeout=4.0,
@@ -205,6 +205,7 @@ def test_settings_defaults_environment_and_validation():
         HostSettings.from_environment({"RIVETGREEN_MAX_REQUEST_BODY_SIZE": "16MiB"})
     with pytest.raises(ValueError, match="connection_reserve"):
         HostSettings(max_connections=10, connection_reserve=10)
+    assert HostSettings(max_connections=5).connection_reserve == 0
     with pytest.raises(ValueError, match="header_timeout"):
         HostSettings(header_timeout=0)
 
