@@ -103,6 +103,7 @@ class RivetHandler(WSGIHandler):
 
     def read_requestline(self) -> str:
         sock = self.socket
+        self.environ = None  # the previous request's, until this one's head is parsed
         if self._requests_read:
             # Keep-alive: wait for the next request's first byte; the end of the stream or the idle timeout
             # (an OSError, which gevent's caller takes as "close") ends the connection.
