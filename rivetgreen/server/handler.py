@@ -43,6 +43,7 @@ from rivetgreen.server.http_errors import (
     overloaded,
     raw_response,
     request_line_too_long,
+    status_line,
 )
 from rivetgreen.settings import HostSettings
 
@@ -226,8 +227,8 @@ class RivetHandler(WSGIHandler):
     def handle_error(self, t: Any, v: Any, tb: Any) -> None:
         if isinstance(v, RequestRefused):  # a WSGI application (not Flask) let the body refusal through
             self._send_error(v.error)
-        elif isinstance(v, TimeoutError):  # a response write outlasted body_timeout: the client stopped reading
-            self.close_connection = True
+        elif isinstance(v, TimeoutError) and self.headers_sent:  # a response write outlasted body_timeout: the
+            self.close_connection = True  # client stopped reading
         else:
             super().handle_error(t, v, tb)
 
@@ -240,7 +241,7 @@ class RivetHandler(WSGIHandler):
             return
         body = json_body(error)
         try:
-            self.start_response(f"{error.status} {http.client.responses[error.status]}",
+            self.start_response(status_line(error),
                                 [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
                                  ("Connection", "close")])
             self.write(body)

@@ -76,10 +76,15 @@ class RequestRefused(HTTPException):
                         headers={"Content-Type": "application/json", "Connection": "close"})
 
 
+def status_line(error: RivetError) -> str:
+    """``"413 Request Entity Too Large"``: the status of ``error`` as WSGI's ``start_response`` takes it."""
+    status = error.status or 400
+    return f"{status} {HTTPStatus(status).phrase}"
+
+
 def raw_response(error: RivetError, extra_headers: tuple[tuple[str, str], ...] = ()) -> bytes:
     """A whole HTTP/1.1 response (head and JSON body) for ``error``, ending the connection."""
-    status = error.status or 400
     body = json_body(error)
-    head = [f"HTTP/1.1 {status} {HTTPStatus(status).phrase}", "Content-Type: application/json",
+    head = [f"HTTP/1.1 {status_line(error)}", "Content-Type: application/json",
             f"Content-Length: {len(body)}", "Connection: close", *(f"{name}: {value}" for name, value in extra_headers)]
     return ("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + body
