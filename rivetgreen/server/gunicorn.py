@@ -27,7 +27,7 @@ class Handler(RivetHandler, PyWSGIHandler):
     def log_request(self) -> None:
         if self.environ is None:
             return  # a request head refused before it was parsed: nothing gunicorn's log format can show
-        if self.status is None and self._connection_upgrade_requested():
+        if self.status is None and self._upgrade:
             # The WebSocket wrote its own handshake on the socket; gunicorn's log needs a status and headers.
             self.status = b"101 Switching Protocols"
             self.response_headers = []

@@ -65,6 +65,7 @@ class RivetHandler(WSGIHandler):
     """One connection: gevent's request loop with the host's timeouts, limits and socket hand-over."""
 
     _taken = False
+    _upgrade = False  # the current request asks for a protocol upgrade (a WebSocket)
     _requests_read = 0
     _header_deadline: gevent.Timeout | None = None
     _holding_head = False
@@ -133,7 +134,8 @@ class RivetHandler(WSGIHandler):
             self._cancel_header_deadline()
         self._requests_read += 1
         self.slots.busy(self.socket)
-        if self._connection_upgrade_requested():
+        self._upgrade = self._connection_upgrade_requested()
+        if self._upgrade:
             # No timeout for a WebSocket: the socket (or a duplicate of it, which keeps its timeout) is its own now.
             self.socket.settimeout(None)
         else:
@@ -213,7 +215,7 @@ class RivetHandler(WSGIHandler):
         super().handle_one_response()
         # A taken socket or an upgrade request ends the connection whatever the application did (bytes after a
         # WebSocket are not HTTP), and so does a body left unread (where the next request starts is unknown).
-        if self._taken or self._connection_upgrade_requested():
+        if self._taken or self._upgrade:
             self.close_connection = True
         elif not self.wsgi_input.complete:
             self.close_connection = True
