@@ -679,6 +679,17 @@ def test_an_oversized_body_is_refused_quickly_with_bounded_memory(tmp_path):
         with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:
             sent = send_until_answered(sock, action_head + b"Transfer-Encoding: chunked\r\n\r\n", piece, 256 * MIB)
             status, error = plain_response(sock)
+        # The actor's limit (64 KiB) refuses it from its first 64 KiB + 1 bytes, in the request's encoding.
+        assert (status, error["group"], error["code"]) == (400, "message", "incoming_too_long")
+        assert time.monotonic() - started < 10.0
+        assert sent < 64 * MIB
+        assert peak_rss(server.pid) - before < 8 * MIB
+
+        started = time.monotonic()
+        raw_head = b"POST " + GATEWAY.format(path="/request/upload").encode() + b" HTTP/1.1\r\nHost: x\r\n"
+        with socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT) as sock:  # raw traffic: the host's cap
+            sent = send_until_answered(sock, raw_head + b"Transfer-Encoding: chunked\r\n\r\n", piece, 256 * MIB)
+            status, error = plain_response(sock)
         assert (status, error["code"]) == (413, "body_too_large")
         assert time.monotonic() - started < 10.0
         assert sent < 64 * MIB

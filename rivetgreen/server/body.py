@@ -83,3 +83,19 @@ class BoundedInput(Input):
                 budget -= len(data)
         except RequestRefused:
             return  # the connection ends (complete stays False)
+
+
+def read_at_most(stream: Any, limit: int | None) -> bytes:
+    """The body from ``stream``, but no more than ``limit + 1`` bytes: enough for a limit check to refuse a body
+    over ``limit`` without reading it whole (``None``: all of it)."""
+    if limit is None:
+        return stream.read()
+    parts: list[bytes] = []
+    size = 0
+    while size <= limit:
+        data = stream.read(limit + 1 - size)
+        if not data:
+            break
+        parts.append(data)
+        size += len(data)
+    return b"".join(parts)

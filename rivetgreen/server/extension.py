@@ -23,6 +23,7 @@ from rivetgreen.http import Request
 from rivetgreen.inspector import page as inspector_page
 from rivetgreen.registry.router import ActorRouter
 from rivetgreen.server import access, engine_api
+from rivetgreen.server.body import read_at_most
 from rivetgreen.server.gateway import GatewayTarget, parse_gateway
 from rivetgreen.server.websocket import GreenWebSocket
 
@@ -73,7 +74,8 @@ class RivetHost:
         except RivetError as error:
             return _json_error(error, _gateway_status(error))
         neutral = Request(
-            request.method, target.path, target.actor_query_string, headers, request.get_data(cache=False),
+            request.method, target.path, target.actor_query_string, headers,
+            read_at_most(request.stream, self.router.incoming_limit(actor_id, target.path)),
         )
         answer = self.router.handle_http(actor_id, neutral)
         return Response(answer.data, status=answer.status, headers=answer.headers)
