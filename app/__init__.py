@@ -1,8 +1,8 @@
 """The rivetgreen demo application: ``python -m app`` serves it on http://127.0.0.1:6420.
 
-Under gunicorn (one gevent worker per host process: actors live in the process that runs them)::
+Under gunicorn (rivetgreen's worker, one per host process: actors live in the process that runs them)::
 
-    gunicorn -k gevent -w 1 -b 127.0.0.1:6420 'app:create_app()'
+    gunicorn -k rivetgreen.server.gunicorn.Worker -w 1 -b 127.0.0.1:6420 'app:create_app()'
 """
 
 from __future__ import annotations

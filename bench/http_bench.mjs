@@ -3,6 +3,7 @@
 //
 // Usage: node http_bench.mjs <mode> <json options>
 //   http-client  64 closed-loop callers, each calling increment(1) on its own actor through the official client
+//   http-client-seq  one caller, one actor, one call after the other through the official client (keep-alive)
 //   http-fetch   the same load with plain fetch POSTs shaped like the client's (URL, headers, chunked body)
 //   ws-client    one official connection, a window of calls in flight
 //   ws-raw       one `ws` socket speaking the minimal bare protocol, the same window
@@ -96,6 +97,14 @@ async function httpClient() {
 	const client = createClient({ endpoint, encoding: "bare" });
 	const handles = Array.from({ length: options.actors }, (_, i) => client.counter.getOrCreate([`k${i}`]));
 	const result = await measure(options.actors, (i) => handles[i].increment(1));
+	await client.dispose();
+	return result;
+}
+
+async function httpClientSequential() {
+	const client = createClient({ endpoint, encoding: "bare" });
+	const handle = client.counter.getOrCreate(["seq"]);
+	const result = await measure(1, () => handle.increment(1));
 	await client.dispose();
 	return result;
 }
@@ -212,7 +221,13 @@ async function wsRaw() {
 	return result;
 }
 
-const modes = { "http-client": httpClient, "http-fetch": httpFetch, "ws-client": wsClient, "ws-raw": wsRaw };
+const modes = {
+	"http-client": httpClient,
+	"http-client-seq": httpClientSequential,
+	"http-fetch": httpFetch,
+	"ws-client": wsClient,
+	"ws-raw": wsRaw,
+};
 
 try {
 	const result = await modes[mode]();

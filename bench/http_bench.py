@@ -7,7 +7,12 @@ Each figure is measured next to a baseline served the same way in the same run, 
    Baseline: a bare Flask app on ``gevent.pywsgi`` with ``GET /metadata`` and one route ``POST /gateway/<path:p>``
    that reads the body and returns the 4-byte bare response ``04 00 01 05``, driven by the same official client with
    the same concurrency (it accepts that answer), so the client's own CPU weighs on both sides. Target >= 0.80.
-2. WebSocket action calls per second on ONE connection (``getOrCreate(["ws"]).connect()``) with a window of 1,000
+2. Sequential HTTP action calls per second: ONE official-client caller on one actor, each call after the previous
+   answer, on a keep-alive connection: the latency of one call, where a server that sends a response's head and
+   body in two writes without ``TCP_NODELAY`` waits for the client's delayed ACK (~40 ms) every time. Baseline: the
+   same bare Flask app on a bare ``gevent.pywsgi`` server (no ``TCP_NODELAY``: what plain gevent gives), same client.
+   Target ratio >= 0.80.
+3. WebSocket action calls per second on ONE connection (``getOrCreate(["ws"]).connect()``) with a window of 1,000
    calls in flight. Baseline: a flask-sock echo app on gevent (monkey-patched, as simple-websocket uses threads
    otherwise) that sends an ``Init`` and answers every binary message with a fixed ``ActionResponse`` frame, driven
    by a node script speaking the minimal bare protocol with the ``ws`` package, same window. Target ratio >= 0.60.
@@ -32,8 +37,8 @@ Results are printed as a table and written to ``bench/results/http.json`` (gitig
 Run it from the repository root, after installing the official client once
 (``pytest -q tests/compat -k "actions and bare"`` does it)::
 
-    python bench/http_bench.py              # full run: 5 s phases, best of 2 rounds, about 2 minutes
-    python bench/http_bench.py --quick      # ~1 s phases, one round: a ~20 s smoke run
+    python bench/http_bench.py              # full run: 5 s phases, best of 2 rounds, about 2.5 minutes
+    python bench/http_bench.py --quick      # ~1 s phases, one round: a ~30 s smoke run
     python bench/http_bench.py --duration 10 --repeats 3
     python bench/http_bench.py --profile    # profile both phases even if their ratios meet the targets
 """
@@ -69,6 +74,7 @@ RESULTS_PATH = RESULTS_DIR / "http.json"
 CLIENT_VERSION = "2.3.19"
 
 TARGET_HTTP_RATIO = 0.80
+TARGET_HTTP_SEQUENTIAL_RATIO = 0.80
 TARGET_WS_RATIO = 0.60
 SERVER_START_TIMEOUT_S = 30.0
 SERVER_STOP_TIMEOUT_S = 15.0
@@ -610,6 +616,7 @@ def run(config: Config, force_profile: bool, skip_profile: bool, workdir: Path) 
     state["rivetgreen_sources_sha256"] = snapshot_sources(source_root)
     children = Children(workdir, source_root)
     http = Comparison("HTTP action calls/s, 64 callers", "calls/s", TARGET_HTTP_RATIO)
+    sequential = Comparison("HTTP action calls/s, 1 sequential caller", "calls/s", TARGET_HTTP_SEQUENTIAL_RATIO)
     ws = Comparison("WS action calls/s, 1 conn, window 1000", "msgs/s", TARGET_WS_RATIO)
     profiles: dict[str, Any] = {}
     try:
@@ -618,6 +625,8 @@ def run(config: Config, force_profile: bool, skip_profile: bool, workdir: Path) 
                 # HTTP: the official client drives both servers (the baseline serves /metadata and the action
                 # route), so the client's own CPU weighs on both sides alike.
                 ("http-baseline", "http-client", http.baseline), ("rivetgreen", "http-client", http.rivetgreen),
+                ("http-baseline", "http-client-seq", sequential.baseline),
+                ("rivetgreen", "http-client-seq", sequential.rivetgreen),
                 ("http-baseline", "http-fetch", http.baseline_plain),
                 ("rivetgreen", "http-fetch", http.rivetgreen_plain),
                 ("ws-baseline", "ws-raw", ws.baseline), ("rivetgreen", "ws-client", ws.rivetgreen),
@@ -652,7 +661,7 @@ def run(config: Config, force_profile: bool, skip_profile: bool, workdir: Path) 
                 }
     finally:
         children.kill_all()
-    print_table([http, ws])
+    print_table([http, sequential, ws])
     for phase, found in profiles.items():
         ours, base = found["rivetgreen"], next(value for kind, value in found.items() if kind != "rivetgreen")
         print_profile(f"cProfile of the rivetgreen server, {phase.upper()} phase", ours)
@@ -660,7 +669,8 @@ def run(config: Config, force_profile: bool, skip_profile: bool, workdir: Path) 
               f"request (rivetgreen: {ours['function_calls_per_request']:.0f})")
     return {
         "config": asdict(config), "environment": {**environment(), "loadavg_at_start": load}, "sources": state,
-        "http": http.as_json(), "websocket": ws.as_json(), "profiles": profiles,
+        "http": http.as_json(), "http_sequential": sequential.as_json(), "websocket": ws.as_json(),
+        "profiles": profiles,
     }
 
 

@@ -332,12 +332,14 @@ def test_frames_sent_with_the_upgrade_request_are_not_lost(port):
     sock.close()
 
 
-def test_an_upgrade_without_a_valid_key_is_a_400(port):
+def test_an_upgrade_without_a_valid_key_is_a_400_and_creates_no_actor(port, registry):
     sock = gevent.socket.create_connection(("127.0.0.1", port), timeout=5)
     sock.sendall(f"GET {query('rawServer', '/websocket/', ['nokey'])} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
                  "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n\r\n".encode())
     assert sock.recv(65536).startswith(b"HTTP/1.1 400 ")
+    assert sock.recv(65536) == b""  # the connection ends once the refusal is written
     sock.close()
+    assert registry.engine.get("rawServer", ["nokey"]) is None  # the refused upgrade resolved nothing
 
 
 # gunicorn -----------------------------------------------------------------------------------------------------------

@@ -210,6 +210,16 @@ class ActorRouter:
         """The definition of an actor (``actor/not_found`` for an unknown id)."""
         return self.engine.definitions[self.engine.lookup(actor_id).name]
 
+    def incoming_limit(self, actor_id: str, path: str) -> int | None:
+        """How much of a request body the host needs to read for ``path``: an action or queue body over the actor's
+        ``max_incoming_message_size`` is refused from its first ``limit + 1`` bytes (None: the whole body)."""
+        if not path.startswith(("/action/", "/queue/")):
+            return None
+        try:
+            return self._options(actor_id).max_incoming_message_size
+        except RivetError:
+            return None  # handle_http answers for an unknown actor
+
     def _options(self, actor_id: str) -> ActorOptions:
         return self.definition_of(actor_id).options
 

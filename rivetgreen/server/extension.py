@@ -28,6 +28,7 @@ from rivetgreen.inspector import auth as inspector_auth
 from rivetgreen.inspector import page as inspector_page
 from rivetgreen.registry.router import ActorRouter
 from rivetgreen.server import access, engine_api
+from rivetgreen.server.body import read_at_most
 from rivetgreen.server.cors import CorsPolicy
 from rivetgreen.server.gateway import GatewayTarget, parse_gateway
 from rivetgreen.server.websocket import GreenWebSocket
@@ -103,13 +104,17 @@ class RivetHost:
         except RivetError as error:
             return _json_error(error, _gateway_status(error))
         neutral = Request(
-            request.method, target.path, target.actor_query_string, headers, request.get_data(cache=False),
+            request.method, target.path, target.actor_query_string, headers,
+            read_at_most(request.stream, self.router.incoming_limit(actor_id, target.path)),
         )
         answer = self.router.handle_http(actor_id, neutral)
         return Response(answer.data, status=answer.status, headers=answer.headers)
 
     def gateway_websocket(self, path: str) -> Response:
         ws = GreenWebSocket(request.environ, subprotocols=["rivet"])
+        if not ws.accepted:  # the handshake was refused (400/426): nothing may be resolved, created or woken
+            ws.finish(request.environ)
+            return _AlreadySent()
         headers = _headers(request.environ)
         try:
             target = parse_gateway("/gateway/" + path, request.query_string.decode("latin-1"))

@@ -8,7 +8,9 @@ from typing import Any
 
 import gevent
 import gevent.event
-from gevent.pywsgi import WSGIServer
+
+from rivetgreen.server.handler import RivetServer
+from rivetgreen.settings import HostSettings
 
 log = logging.getLogger("rivetgreen.server")
 
@@ -16,23 +18,27 @@ log = logging.getLogger("rivetgreen.server")
 STOP_TIMEOUT = 1.0
 
 
-def make_server(app: Any, host: str = "127.0.0.1", port: int = 6420) -> WSGIServer:
-    """A started gevent WSGI server for ``app`` (port 0 picks a free port: see ``server.server_port``)."""
-    server = WSGIServer((host, port), app, log=None, error_log=logging.getLogger("rivetgreen.wsgi"))
+def make_server(app: Any, host: str = "127.0.0.1", port: int = 6420,
+                settings: HostSettings | None = None) -> RivetServer:
+    """A started server for ``app`` (port 0 picks a free port: see ``server.server_port``); ``settings`` default to
+    :meth:`HostSettings.from_environment`."""
+    server = RivetServer((host, port), app, settings=settings, log=None,
+                         error_log=logging.getLogger("rivetgreen.wsgi"))
     server.start()
     return server
 
 
-def serve(app: Any, host: str = "127.0.0.1", port: int = 6420) -> None:
+def serve(app: Any, host: str = "127.0.0.1", port: int = 6420, settings: HostSettings | None = None) -> None:
     """Serve ``app`` until SIGTERM or SIGINT (Ctrl-C), then shut down cleanly and return: stop accepting, put every
     awake actor to sleep (final state save, connections hibernated, each within its grace period), close the
     remaining connections. Call it from the main thread (signal handlers can only be installed there)."""
-    server = make_server(app, host, port)
+    server = make_server(app, host, port, settings)
     log.info("rivetgreen listening on http://%s:%s", host, server.server_port)
     rivet_host = getattr(app, "extensions", {}).get("rivetgreen")
     token = getattr(rivet_host, "admin_token", None)
     if token:
-        log.info("inspector: http://%s:%s/inspector/?token=%s", host, server.server_port, token)
+        prefix = getattr(rivet_host, "url_prefix", None) or ""
+        log.info("inspector: http://%s:%s%s/inspector/?token=%s", host, server.server_port, prefix, token)
     received = gevent.event.AsyncResult()  # the first stop signal's name
     # gevent's handlers run in a greenlet, so the shutdown below may block on actors (Python's own SIGINT handler
     # would raise KeyboardInterrupt wherever the main greenlet happens to be).

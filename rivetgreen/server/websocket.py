@@ -77,6 +77,11 @@ class GreenWebSocket:
         else:
             self._arrival.set()
 
+    @property
+    def accepted(self) -> bool:
+        """Whether the handshake succeeded (a refused upgrade was answered 400 or 426 and has no socket to use)."""
+        return self._accepted
+
     # The application's side -----------------------------------------------------------------------------------
     def limit_messages(self, max_size: int, close_code: int, close_reason: str) -> None:
         """Cap incoming messages at ``max_size`` bytes; a longer one closes the socket with this code and reason."""
