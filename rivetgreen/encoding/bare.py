@@ -212,7 +212,7 @@ class BareReader:
 
     def _count(self, type_name: builtins.str) -> int:
         # Every element of the lists and maps read here takes at least one byte, so a count above the bytes left is
-        # malformed: refusing it up front keeps a hostile count from looping (or allocating) billions of times.
+        # malformed: say so up front, before reading any element of a frame that cannot hold them.
         count = self.uint()
         if count > self.remaining:
             raise invalid_request(
