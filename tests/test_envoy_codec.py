@@ -283,8 +283,12 @@ def test_pong_echoes_a_ping_through_the_public_functions():
             message_id=m.MessageId(gateway_id=b"abc", request_id=b"abcd", message_index=0),
             message_kind=m.ToRivetWebSocketOpen(can_hibernate=True)), ValueError),
         (m.ToRivetKvRequest(actor_id="a", request_id=1, data=m.KvListRequest(query=m.KvDropRequest())), TypeError),
+        # An Execute where an Exec belongs has every field an Exec has: it must not be sent without its params.
+        (m.ToRivetSqliteExecRequest(request_id=1, data=m.SqliteExecuteRequest(
+            namespace_id="default", actor_id="a", generation=1, sql="SELECT ?", params=[m.SqliteValueNull()])),
+         TypeError),
     ],
-    ids=["wrong_direction", "i64_overflow", "negative_u32", "short_gateway_id", "wrong_variant"],
+    ids=["wrong_direction", "i64_overflow", "negative_u32", "short_gateway_id", "wrong_variant", "wrong_struct"],
 )
 def test_encoding_an_invalid_message_raises(message, error):
     with pytest.raises(error):
