@@ -210,7 +210,7 @@ def test_fixtures_include_edge_values():
 
 # Generated messages ----------------------------------------------------------------------------------------------
 
-INTEGER_BITS = {"u8": 8, "u16": 16, "u32": 32, "u64": 64}
+INTEGER_BITS = {"u16": 16, "u32": 32, "u64": 64}
 
 
 def strategy(codec: Any) -> st.SearchStrategy:

@@ -36,7 +36,7 @@ class Primitive:
         return getattr(reader, self.name)()
 
 
-U8, U16, U32, U64, I64, F64 = (Primitive(name) for name in ("u8", "u16", "u32", "u64", "i64", "f64"))
+U16, U32, U64, I64, F64 = (Primitive(name) for name in ("u16", "u32", "u64", "i64", "f64"))
 BOOL, STR, DATA = Primitive("bool"), Primitive("str"), Primitive("data")
 
 
