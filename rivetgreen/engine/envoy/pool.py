@@ -94,6 +94,7 @@ class _PoolSetup:
         try:
             metadata = self.retrying("metadata", lambda: self.call("GET", "/metadata"))
         except RivetError as error:
+            # An HTTP error without a status never got an answer: refused, unknown host, reset.
             if error.matches("client", "http_error") and "status" not in (error.metadata or {}):
                 raise RivetError(
                     "engine", "unreachable", f"The Rivet Engine at {self.endpoint.url} cannot be reached: "
@@ -149,6 +150,8 @@ class _PoolSetup:
         missing = [datacenter for datacenter in datacenters if datacenter not in registered]
         if not missing:
             return False
+        # Only the datacenters that lack the pool are sent (the route is the engine's upsert), so a config already
+        # there, perhaps tuned by the operator, is not replaced.
         body = {"datacenters": {datacenter: SERVERFUL_POOL for datacenter in missing}}
         self.call("PUT", f"/runner-configs/{quote(pool, safe='')}", body=body)
         log.info("registered pool %r in %s on the Rivet Engine at %s", pool, ", ".join(missing), self.endpoint.url)
