@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,10 @@ LOOPBACK = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # strai
 
 class EngineError(Exception):
     """The engine could not be installed or started; the message carries its log."""
+
+
+class PortTaken(EngineError):
+    """Another process took one of the engine's ports between our pick and its bind."""
 
 
 def installed_version() -> str | None:
@@ -106,18 +109,22 @@ class RunningEngine:
 
 def start_engine(binary: Path, directory: Path, settings: dict[str, Any] | None = None) -> RunningEngine:
     """Start the engine with its data and log in ``directory``, every service on a free loopback port;
-    ``settings`` are merged into its config file (for example ``{"auth": {"admin_token": "..."}}``)."""
+    ``settings`` are merged into its config file (for example ``{"auth": {"admin_token": "..."}}`` or
+    ``{"pegboard": {"envoy_lost_threshold": 3000}}``; the engine refuses unknown keys, naming the valid ones)."""
     attempt = 1
     while True:
         engine = launch(binary, directory, settings or {})
         try:
             wait_until_healthy(engine)
             return engine
-        except EngineError:
+        except PortTaken:
             engine.stop()
-            if attempt == START_ATTEMPTS or "Address already in use" not in engine.log():
+            if attempt == START_ATTEMPTS:
                 raise
             attempt += 1
+        except EngineError:
+            engine.stop()
+            raise
 
 
 def launch(binary: Path, directory: Path, settings: dict[str, Any]) -> RunningEngine:
@@ -149,6 +156,8 @@ def wait_until_healthy(engine: RunningEngine) -> None:
     while time.monotonic() < deadline:
         if engine.process.poll() is not None:
             raise EngineError(f"the engine exited with status {engine.process.returncode}:\n{engine.log()[-4000:]}")
+        if "Address in use" in engine.log():  # it keeps restarting the service that cannot bind, never exits
+            raise PortTaken(f"a port of the engine was taken:\n{engine.log()[-4000:]}")
         try:
             with LOOPBACK.open(f"{engine.endpoint}/health", timeout=2) as response:
                 if json.loads(response.read()).get("status") == "ok":
