@@ -39,7 +39,8 @@ Result = TypeVar("Result")
 @dataclass(frozen=True)
 class PoolRegistration:
     """The namespace and pool as ``ensure_pool`` left them: ``datacenters`` the pool is registered in, and whether
-    this call created the namespace or (part of) the pool."""
+    this call created the namespace or (part of) the pool (hosts registering the same pool at the same moment may
+    each report that they did: the registration is an upsert)."""
 
     namespace: str
     pool: str
