@@ -1,4 +1,5 @@
-"""The rivetgreen demo application: ``python -m app`` serves it on http://127.0.0.1:6420.
+"""The rivetgreen demo application: ``python -m app`` serves it on http://127.0.0.1:6420 (``rivetgreen serve
+app:registry`` serves the same actors, without the banner page).
 
 Under gunicorn (rivetgreen's worker, one per host process: actors live in the process that runs them)::
 
@@ -12,7 +13,7 @@ import os
 from flask import Flask
 
 from app.actors import ACTORS
-from rivetgreen import setup
+from rivetgreen import Registry, setup
 
 BANNER = """rivetgreen demo
 
@@ -27,10 +28,15 @@ From Python: from rivetgreen.client import Client
 """
 
 
+def registry() -> Registry:
+    """The demo's registry; data under ``RIVETGREEN_DATA_DIR`` (default ``./.rivetgreen``). A function, so that
+    importing the demo's actors opens no storage."""
+    return setup(*ACTORS, data_dir=os.environ.get("RIVETGREEN_DATA_DIR"))
+
+
 def create_app() -> Flask:
-    """The demo Flask app; data under ``RIVETGREEN_DATA_DIR`` (default ``./.rivetgreen``)."""
-    registry = setup(*ACTORS, data_dir=os.environ.get("RIVETGREEN_DATA_DIR"))
-    app = registry.flask_app("rivetgreen-demo")
+    """The demo Flask app: the registry's routes plus a banner at ``/``."""
+    app = registry().flask_app("rivetgreen-demo")
 
     @app.get("/")
     def index() -> tuple[str, int, dict[str, str]]:

@@ -5,20 +5,19 @@ and put to sleep first."""
 from __future__ import annotations
 
 import argparse
-import logging
+import sys
 
 from app import create_app
-from rivetgreen.server import serve
+from rivetgreen.cli import DEFAULT_HOST, DEFAULT_PORT, port_number, serve_app
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description="Serve the rivetgreen demo app.")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=6420)
+    parser.add_argument("--host", default=DEFAULT_HOST)
+    parser.add_argument("--port", type=port_number, default=DEFAULT_PORT)
     options = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    serve(create_app(), options.host, options.port)
+    return serve_app(create_app(), options.host, options.port)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -24,11 +24,13 @@ class EngineApi:
 
     def call(
         self, endpoint: Endpoint, method: str, path: str, timeout: float,
-        query: dict[str, str] | None = None, body: Any = None,
+        query: dict[str, str] | None = None, body: Any = None, *, namespaced: bool = True,
     ) -> Any:
-        """``{method} {path}?{query}&namespace=…`` with an optional JSON body; the parsed JSON reply."""
+        """``{method} {path}?{query}&namespace=…`` with an optional JSON body; the parsed JSON reply.
+        ``namespaced=False`` leaves ``namespace`` out, for the routes that refuse it (``GET /namespaces``)."""
         params = dict(query or {})
-        params["namespace"] = endpoint.namespace
+        if namespaced:
+            params["namespace"] = endpoint.namespace
         url = combine_url_path(endpoint, f"{path}?{urlencode(params)}")
         headers = dict(self.extra_headers)
         if endpoint.token is not None:
