@@ -5,8 +5,8 @@ is one byte (0 or 1); ``str`` and ``data`` are a ``uint`` length followed by the
 ``optional<T>`` is ``00``, or ``01`` followed by ``T``. Structs are their fields in order, unions a ``uint`` tag
 followed by the variant.
 
-:class:`BareWriter` builds a message; :class:`BareReader` reads one and raises ``actor/invalid_request`` on
-truncated or malformed input.
+:class:`BareWriter` builds a message (a value it cannot write raises ``encoding/invalid``); :class:`BareReader`
+reads one and raises ``actor/invalid_request`` on truncated or malformed input.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import builtins
 from collections.abc import Callable
 from typing import TypeVar
 
-from rivetgreen.errors import invalid_request
+from rivetgreen.errors import RivetError, invalid_request
 
 Value = TypeVar("Value")
 
@@ -52,7 +52,11 @@ class BareWriter:
         self._buffer.append(1 if value else 0)
 
     def str(self, value: builtins.str) -> None:
-        self.data(value.encode("utf-8"))
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise RivetError("encoding", "invalid", f"A string is not valid Unicode: {error}") from error
+        self.data(encoded)
 
     def data(self, value: bytes | bytearray | memoryview) -> None:
         self.uint(len(value))
@@ -69,7 +73,7 @@ class BareWriter:
 
 def _check_range(value: int, limit: int, type_name: builtins.str) -> None:
     if isinstance(value, builtins.bool) or not isinstance(value, int) or not 0 <= value < limit:
-        raise ValueError(f"{value!r} is not a valid BARE {type_name}")
+        raise RivetError("encoding", "invalid", f"{value!r} is not a valid BARE {type_name}.")
 
 
 class BareReader:

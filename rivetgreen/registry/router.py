@@ -21,7 +21,8 @@ from rivetgreen.actor.actions import action_call, connection_action, open_connec
 from rivetgreen.actor.lifecycle import Dispatch
 from rivetgreen.actor.work import WorkKind
 from rivetgreen.encoding import client_protocol as protocol
-from rivetgreen.encoding.actor_key import serialize_key
+from rivetgreen.encoding.actor_key import key_header
+from rivetgreen.encoding.untrusted import parse_json
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Request, Response, as_response
 
@@ -234,7 +235,7 @@ class ActorRouter:
     def _add_actor_headers(response: Response, task: ActorTask) -> None:
         response.headers.setdefault("x-rivet-actor", task.actor_id)
         response.headers.setdefault("x-rivet-actor-generation", str(task.generation))
-        response.headers.setdefault("x-rivet-actor-key", serialize_key(task.key))
+        response.headers.setdefault("x-rivet-actor-key", key_header(task.key))
 
 
 def publish(task: ActorTask, name: str, body: Any, wait: bool, timeout: float | None) -> tuple[str, Any, bool]:
@@ -257,19 +258,13 @@ def conn_params_from_header(value: str | None) -> Any:
     """Connection params travel as JSON text in ``x-rivet-conn-params``; absent means None."""
     if value is None or value == "":
         return None
-    try:
-        return json.loads(value)
-    except ValueError as error:
-        raise errors.invalid_request(f"x-rivet-conn-params is not valid JSON: {error}") from error
+    return parse_json(value, "x-rivet-conn-params")
 
 
 def conn_params_from_subprotocols(subprotocols: list[str]) -> Any:
     for item in subprotocols:
         if item.startswith("rivet_conn_params."):
-            try:
-                return json.loads(unquote(item[len("rivet_conn_params."):]))
-            except ValueError as error:
-                raise errors.invalid_request(f"Connection params are not valid JSON: {error}") from error
+            return parse_json(unquote(item[len("rivet_conn_params."):]), "The connection params")
     return None
 
 
