@@ -149,6 +149,8 @@ def _write_container(output: bytearray, value: Any, depth: int) -> None:
     elif isinstance(value, dict):
         _write_head(output, MAJOR_MAP, len(value))
         for key, item in value.items():
+            if not plain_key(key):  # what the decoders refuse is never written either
+                raise RivetError("encoding", "invalid", f"A map key must be a string or an integer, not {key!r}.")
             _write_wire(output, key, depth + 1)
             _write_wire(output, item, depth + 1)
     elif isinstance(value, Uint64):
@@ -367,10 +369,9 @@ def _epoch_milliseconds(content: Any) -> int:
     """Seconds since the epoch (tag 1's content) as whole milliseconds, like ``Date.getTime()``."""
     if isinstance(content, bool) or not isinstance(content, (int, float)):
         raise invalid_request(f"CBOR tag 1 (date) must wrap a number, not {type(content).__name__}.")
-    milliseconds = content * 1000
-    if not math.isfinite(milliseconds):
+    if isinstance(content, float) and not math.isfinite(content * 1000):
         raise invalid_request(f"CBOR tag 1 (date) must wrap a finite number, not {content!r}.")
-    milliseconds = round(milliseconds)
+    milliseconds = round(content * 1000)
     if not integer_fits(milliseconds):
         raise invalid_request(f"A CBOR date has more than {MAX_INTEGER_BITS} bits of milliseconds.")
     return milliseconds

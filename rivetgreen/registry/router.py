@@ -228,7 +228,11 @@ class ActorRouter:
 
     @staticmethod
     def _error_response(error: RivetError, encoding: str) -> Response:
-        body = protocol.encode_http_error(encoding, error.to_client())
+        try:
+            body = protocol.encode_http_error(encoding, error.to_client())
+        except RivetError as unsendable:  # e.g. metadata this encoding cannot carry; the masked error always can
+            error = unsendable
+            body = protocol.encode_http_error(encoding, error.to_client())
         return Response(body, status=framework_status(error), headers={"content-type": protocol.content_type(encoding)})
 
     @staticmethod
@@ -394,11 +398,10 @@ class ActorConnectSession:
         self.send_frame(response)
 
     def _send_error(self, error: RivetError, action_id: int | None) -> None:
-        client_error = error.to_client()
-        self.send(protocol.ErrorMessage(
-            client_error["group"], client_error["code"], client_error["message"],
-            client_error.get("metadata"), action_id, client_error.get("actor"),
-        ))
+        try:
+            self.send(_error_message(error, action_id))
+        except RivetError as unsendable:  # e.g. metadata this encoding cannot carry; the masked error always can
+            self.send(_error_message(unsendable, action_id))
 
     def send(self, message: Any) -> None:
         self.send_frame(protocol.encode_to_client(self.encoding, message))
@@ -406,6 +409,14 @@ class ActorConnectSession:
     def send_frame(self, frame: str | bytes) -> None:
         if not self.closed:
             self.ws.send(frame)
+
+
+def _error_message(error: RivetError, action_id: int | None) -> protocol.ErrorMessage:
+    client_error = error.to_client()
+    return protocol.ErrorMessage(
+        client_error["group"], client_error["code"], client_error["message"],
+        client_error.get("metadata"), action_id, client_error.get("actor"),
+    )
 
 
 class _ConnectTransport:
