@@ -359,3 +359,25 @@ def test_decoded_values_are_storable():
     decoded = decode_wire(encode_wire({"v": value}))["v"]
     assert decoded == value and encode(decoded)
     assert json.loads(protocol.encode_action_response("json", decoded))["output"]["s"] == "😀"
+
+
+# Found by the fuzz suite -------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
+def test_arguments_an_action_cannot_take_are_400_not_a_crash(client, encoding):
+    """``getCount(c)`` called with one argument raised TypeError: a masked 500 before."""
+    response = call(client, query("counter", "/action/getCount", ["arity"]), [None], encoding)
+    error = assert_error(response, 400, "actor", "invalid_request", encoding)
+    assert "getCount" in error["message"]
+    assert output(call(client, query("counter", "/action/getCount", ["arity"]), [], encoding), encoding) == 0
+
+
+def test_error_bodies_carry_the_actor_key_as_the_serialized_string(client):
+    """The inspector's JSON errors carried the key as a list; the spec's ActorSpecifier has a string key."""
+    actor_id = put_actor(client, "counter", "日本/x").get_json()["actor"]["actor_id"]
+    response = client.get(f"/gateway/{actor_id}/inspector/state", headers={"Authorization": "Bearer wrong"})
+    assert response.status_code == 401
+    assert response.get_json()["actor"] == {"actorId": actor_id, "generation": 1, "key": "日本/x"}
+    error = assert_error(call(client, query("counter", "/action/nope", ["日本"]), [], "cbor"), 404, "actor",
+                         "action_not_found", "cbor")
+    assert error["actor"]["key"] == "日本"
