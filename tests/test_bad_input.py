@@ -304,6 +304,24 @@ def test_encoding_failures_are_rivet_errors(encoding, value):
 
 
 @pytest.mark.parametrize("encoding", ENCODINGS)
+def test_names_and_messages_that_are_not_unicode_are_rivet_errors(encoding):
+    for message in (protocol.Event("\ud800", []), protocol.ErrorMessage("user", "x", "\udfff")):
+        try:
+            protocol.encode_to_client(encoding, message)
+        except RivetError as error:
+            assert (error.group, error.code) == ("encoding", "invalid")
+        else:  # JSON text escapes lone surrogates
+            assert encoding == "json"
+
+
+def test_keys_with_lone_surrogates_are_invalid_keys(registry):
+    for key in (["\ud800"], ["ok", "a\udfffb"]):
+        with pytest.raises(RivetError) as caught:
+            registry.get_or_create("counter", key)
+        assert (caught.value.group, caught.value.code) == ("actor", "invalid_key")
+
+
+@pytest.mark.parametrize("encoding", ENCODINGS)
 def test_an_error_whose_metadata_cannot_be_sent_is_still_an_error_in_the_spec_shape(client, encoding):
     error = assert_error(call(client, query("vault", "/action/failUnsendable", ["out"]), [], encoding), 500,
                          "encoding", "invalid", encoding)
