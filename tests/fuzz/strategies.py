@@ -22,7 +22,7 @@ integers = st.one_of(
     st.integers(-(2**MAX_INTEGER_BITS) + 1, 2**MAX_INTEGER_BITS - 1),
     st.sampled_from([2**32, 2**53, 2**53 + 1, 2**64 - 1, 2**64, -(2**64), 2**MAX_INTEGER_BITS - 1]),
 )
-texts = st.text(st.characters(exclude_categories=["Cs"]), max_size=20) | st.sampled_from(["$BigInt", "$x", "$$y", ""])
+texts = st.text(max_size=20) | st.sampled_from(["$BigInt", "$x", "$$y", ""])  # st.text() has no lone surrogates
 scalars = st.one_of(
     st.none(), st.booleans(), integers, st.floats(allow_nan=False, allow_infinity=False), texts,
     st.binary(max_size=20),
