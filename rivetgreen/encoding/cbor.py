@@ -13,7 +13,14 @@ from typing import Any
 
 import cbor2
 
-from rivetgreen.encoding.untrusted import MAX_ENCODED_NESTING, MAX_INTEGER_BITS, MAX_NESTING, integer_fits, valid_text
+from rivetgreen.encoding.untrusted import (
+    MAX_INTEGER_BITS,
+    MAX_NESTING,
+    check_encodable_integer,
+    check_encoded_depth,
+    integer_fits,
+    valid_text,
+)
 from rivetgreen.errors import RivetError, invalid_request
 
 # The value types that survive a round trip through every client encoding (json, cbor, bare).
@@ -140,8 +147,8 @@ def _write_wire(output: bytearray, value: Any, depth: int) -> None:
 
 
 def _write_container(output: bytearray, value: Any, depth: int) -> None:
-    if isinstance(value, (list, tuple, dict)) and depth >= MAX_ENCODED_NESTING:
-        raise RivetError("encoding", "invalid", f"The value is nested deeper than {MAX_ENCODED_NESTING} levels.")
+    if isinstance(value, (list, tuple, dict)):
+        check_encoded_depth(depth)
     if isinstance(value, (list, tuple)):
         _write_head(output, MAJOR_ARRAY, len(value))
         for item in value:
@@ -169,8 +176,7 @@ def _write_text(output: bytearray, value: str) -> None:
 
 
 def _write_integer(output: bytearray, value: int) -> None:
-    if not integer_fits(value):
-        raise RivetError("encoding", "invalid", f"An integer of more than {MAX_INTEGER_BITS} bits cannot be sent.")
+    check_encodable_integer(value)
     magnitude = abs(value)
     if MINIMAL_INTEGER_LIMIT <= magnitude <= JS_NUMBER_INTEGER_LIMIT:
         output.append(0xFB)
@@ -249,7 +255,8 @@ class _WireDecoder:
 
     def item(self, depth: int) -> Any:
         major, info, argument = self.head()
-        if major in (MAJOR_ARRAY, MAJOR_MAP, MAJOR_TAG) and depth >= MAX_NESTING:
+        # A tag counts as a level (tags can nest), but may wrap a scalar inside the deepest container (a bignum).
+        if (major in (MAJOR_ARRAY, MAJOR_MAP) and depth >= MAX_NESTING) or (major == MAJOR_TAG and depth > MAX_NESTING):
             raise invalid_request(f"The CBOR value is nested deeper than {MAX_NESTING} levels.")
         if major == MAJOR_UNSIGNED:
             return argument

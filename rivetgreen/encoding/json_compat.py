@@ -17,8 +17,14 @@ import binascii
 import re
 from typing import Any
 
-from rivetgreen.encoding.untrusted import MAX_ENCODED_NESTING, MAX_INTEGER_BITS, MAX_INTEGER_DIGITS, integer_fits
-from rivetgreen.errors import RivetError, invalid_request
+from rivetgreen.encoding.untrusted import (
+    MAX_INTEGER_BITS,
+    MAX_INTEGER_DIGITS,
+    check_encodable_integer,
+    check_encoded_depth,
+    integer_fits,
+)
+from rivetgreen.errors import invalid_request
 
 MAX_SAFE_INTEGER = (1 << 53) - 1  # JavaScript's Number.MAX_SAFE_INTEGER
 
@@ -40,13 +46,12 @@ def to_json_compat(value: Any, depth: int = 0) -> Any:
     if isinstance(value, int):
         if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
             return value
-        if not integer_fits(value):
-            raise RivetError("encoding", "invalid", f"An integer of more than {MAX_INTEGER_BITS} bits cannot be sent.")
+        check_encodable_integer(value)
         return [BIGINT_TAG, str(value)]
     if isinstance(value, BINARY_TYPES):
         return [UINT8_ARRAY_TAG, base64.b64encode(bytes(value)).decode("ascii")]
     if isinstance(value, (list, tuple, dict)):
-        _check_encoded_depth(depth)
+        check_encoded_depth(depth)
     if isinstance(value, (list, tuple)):
         return _escape_if_tagged([to_json_compat(item, depth + 1) for item in value])
     if isinstance(value, dict):
@@ -57,17 +62,12 @@ def to_json_compat(value: Any, depth: int = 0) -> Any:
 def escape_dollar_arrays(value: Any, depth: int = 0) -> Any:
     """Only the ``$``-array escaping of :func:`to_json_compat` (for native ``cbor`` mode); tuples become lists."""
     if isinstance(value, (list, tuple, dict)):
-        _check_encoded_depth(depth)
+        check_encoded_depth(depth)
     if isinstance(value, (list, tuple)):
         return _escape_if_tagged([escape_dollar_arrays(item, depth + 1) for item in value])
     if isinstance(value, dict):
         return {key: escape_dollar_arrays(item, depth + 1) for key, item in value.items()}
     return value
-
-
-def _check_encoded_depth(depth: int) -> None:
-    if depth >= MAX_ENCODED_NESTING:
-        raise RivetError("encoding", "invalid", f"The value is nested deeper than {MAX_ENCODED_NESTING} levels.")
 
 
 def _escape_if_tagged(items: list[Any]) -> list[Any]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rivetgreen.errors import invalid_request
+from rivetgreen.errors import RivetError, invalid_request
 
 MAX_NESTING = 128
 MAX_ENCODED_NESTING = MAX_NESTING + 8
@@ -24,6 +24,18 @@ MAX_INTEGER_DIGITS = len(str(1 << MAX_INTEGER_BITS))
 def integer_fits(value: int) -> bool:
     """Whether ``value`` is small enough for every encoding (``$BigInt`` text, CBOR bignum, storage)."""
     return value.bit_length() <= MAX_INTEGER_BITS
+
+
+def check_encodable_integer(value: int) -> None:
+    """Raise ``encoding/invalid`` for an integer no encoding may carry (an encoder's check)."""
+    if not integer_fits(value):
+        raise RivetError("encoding", "invalid", f"An integer of more than {MAX_INTEGER_BITS} bits cannot be sent.")
+
+
+def check_encoded_depth(depth: int) -> None:
+    """Raise ``encoding/invalid`` for a container ``depth`` levels deep in a message being written."""
+    if depth >= MAX_ENCODED_NESTING:
+        raise RivetError("encoding", "invalid", f"The value is nested deeper than {MAX_ENCODED_NESTING} levels.")
 
 
 def valid_text(value: str) -> bool:
