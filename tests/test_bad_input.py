@@ -399,3 +399,21 @@ def test_error_bodies_carry_the_actor_key_as_the_serialized_string(client):
     error = assert_error(call(client, query("counter", "/action/nope", ["日本"]), [], "cbor"), 404, "actor",
                          "action_not_found", "cbor")
     assert error["actor"]["key"] == "日本"
+
+
+@pytest.mark.parametrize("frame", ["[" * 30_000 + "]" * 30_000, '{"tag":"StateRequest","val":{"id":"\\ud800"}}'],
+                         ids=["deep", "surrogate"])
+def test_inspector_websocket_answers_bad_frames_with_an_error_and_stays_open(port, registry, frame):
+    """A deeply nested frame raised RecursionError in the socket's greenlet: a 1011 ``core.internal_error``."""
+    actor_id = registry.get_or_create("counter", ["inspected-ws"]).resolve()
+    token = registry.engine.running_task(actor_id).inspector_token
+    ws = connect(port, f"/gateway/{actor_id}/inspector/connect", None, [f"rivet_inspector_token.{token}"])
+    try:
+        assert json.loads(ws.receive_message())["tag"] == "Init"
+        ws.send(frame)
+        ws.send(json.dumps({"tag": "StateRequest", "val": {"id": 7}}))
+        replies = [json.loads(ws.receive_message()) for _ in range(2)]
+        assert replies[0]["tag"] == "Error" and "Invalid inspector message" in replies[0]["val"]["message"]
+        assert replies[1] == {"tag": "StateResponse", "val": {"rid": 7, "state": {"count": 0}, "isStateEnabled": True}}
+    finally:
+        ws.close()

@@ -93,9 +93,11 @@ def actor_bodies() -> st.SearchStrategy[bytes]:
 
 INTERESTING = [0x00, 0x01, 0x17, 0x18, 0x1B, 0x1F, 0x3B, 0x5F, 0x7F, 0x80, 0x9F, 0xBF, 0xC1, 0xC2, 0xD8, 0xF7,
                0xF9, 0xFB, 0xFF, ord("["), ord("{"), ord('"'), ord("\\"), ord("$")]
-SPLICES = [b'["$BigInt","' + b"9" * 1300 + b'"]', b"\\ud800", b"\xc2\x59\x02\x01" + b"\xff" * 513,
-           b"[" * 200, b"\x81" * 200, b"\xa1\xfb\x7f\xf8\x00\x00\x00\x00\x00\x00\x01", b"\xc1\xfb\x7f\xef\xff\xff"
-           b"\xff\xff\xff\xff", b"\xff\xfe", b"\xed\xa0\x80", b"1e999", b"NaN", b'"\\u0000"']
+SPLICES = [
+    b'["$BigInt","' + b"9" * 1300 + b'"]', b"\\ud800", b"\xc2\x59\x02\x01" + b"\xff" * 513, b"[" * 200, b"[" * 5000,
+    b"\x81" * 200, b"\xa1\xfb\x7f\xf8\x00\x00\x00\x00\x00\x00\x01", b"\xc1\xfb\x7f\xef\xff\xff\xff\xff\xff\xff",
+    b"\xff\xfe", b"\xed\xa0\x80", b"1e999", b"NaN", b'"\\u0000"',
+]
 
 
 @st.composite

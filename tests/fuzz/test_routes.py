@@ -14,7 +14,7 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from hypothesis import assume, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 from rivetgreen.encoding import client_protocol as protocol
@@ -183,3 +183,35 @@ def test_the_fuzzed_host_still_serves(client):
     response = client.post(gateway_url("after-fuzz", "/action/echo"), data=json.dumps({"args": [1]}),
                            headers={"x-rivet-encoding": "json", "content-type": "application/json"})
     assert response.status_code == 200 and response.get_json() == {"output": [1]}
+
+
+INSPECTOR_FRAMES = [json.dumps(message) for message in (
+    {"tag": "StateRequest", "val": {"id": 1}},
+    {"tag": "PatchStateRequest", "val": {"id": 2, "state": {"count": 1, "nested": [1, {"a": "b"}]}}},
+    {"tag": "ActionRequest", "val": {"id": 3, "name": "echo", "args": [1, "x", None]}},
+    {"tag": "ConnectionsRequest", "val": {"id": 4}},
+)]
+
+
+@given(frames=st.lists(hostile(st.sampled_from(INSPECTOR_FRAMES)), min_size=1, max_size=3))
+@example(frames=[b"[" * 5000])  # a RecursionError here ended the socket with 1011 core.internal_error
+def test_inspector_websocket_frames(port, registry, crashes, frames):
+    """Inspector frames are answered (a response or an Error message); the socket never dies of one."""
+    crashes.clear()
+    actor_id = registry.get_or_create("counter", ["fuzz-inspector"]).resolve()
+    token = registry.engine.running_task(actor_id).inspector_token
+    ws = connect(port, f"/gateway/{actor_id}/inspector/connect", None, [f"rivet_inspector_token.{token}"])
+    try:
+        for frame in frames:
+            ws.send(frame.decode("utf-8", "replace"))
+        ws.send(json.dumps({"tag": "StateRequest", "val": {"id": "last"}}))
+        for _ in range(50):  # pushes and the answers to the fuzzed frames come first
+            message = json.loads(ws.receive_message())
+            if message["val"].get("rid") == "last":
+                assert message["tag"] == "StateResponse", message
+                break
+        else:
+            pytest.fail("the inspector never answered the last request")
+    finally:
+        ws.close()
+    crashes.assert_none()
