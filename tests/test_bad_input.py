@@ -19,6 +19,7 @@ from rivetgreen import RivetError, UserError, actor, setup
 from rivetgreen.client import Client
 from rivetgreen.encoding import client_protocol as protocol
 from rivetgreen.encoding.actor_key import key_header, serialize_key
+from rivetgreen.encoding.bare import BareWriter
 from rivetgreen.encoding.cbor import decode_wire, encode, encode_wire
 from rivetgreen.encoding.untrusted import MAX_INTEGER_BITS, MAX_NESTING
 from rivetgreen.errors import INTERNAL_MESSAGE
@@ -93,28 +94,18 @@ def post(client, body: bytes, encoding: str, url: str | None = None, headers: di
     return client.post(url or echo_url(), data=body, headers={**action_headers(encoding), **(headers or {})})
 
 
-def bare_args(cbor_of_args: bytes) -> bytes:
-    """A bare ``HttpActionRequest`` (version 4) whose ``args`` field holds ``cbor_of_args`` as is."""
-    assert len(cbor_of_args) < 0x80
-    return b"\x04\x00" + bytes([len(cbor_of_args)]) + cbor_of_args
-
-
 def args_body(encoding: str, json_args: str, cbor_args: bytes) -> bytes:
     """The same arguments, hand-written per encoding (the encoders refuse to write what these tests send)."""
     if encoding == "json":
         return b'{"args":' + json_args.encode() + b"}"
     if encoding == "cbor":
         return b"\xa1\x64args" + cbor_args
-    return b"\x04\x00" + _uint(len(cbor_args)) + cbor_args
+    writer = BareWriter()  # HttpActionRequest, version 4: u16 version, then the args as a data field
+    writer.u16(4)
+    writer.data(cbor_args)
+    return writer.to_bytes()
 
 
-def _uint(value: int) -> bytes:
-    out = bytearray()
-    while value >= 0x80:
-        out.append((value & 0x7F) | 0x80)
-        value >>= 7
-    out.append(value)
-    return bytes(out)
 
 
 # Numbers ---------------------------------------------------------------------------------------------------------
