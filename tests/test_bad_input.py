@@ -408,3 +408,12 @@ def test_inspector_websocket_answers_bad_frames_with_an_error_and_stays_open(por
         assert replies[1] == {"tag": "StateResponse", "val": {"rid": 7, "state": {"count": 0}, "isStateEnabled": True}}
     finally:
         ws.close()
+
+
+@pytest.mark.parametrize("params", ["[" * 1000 + "]" * 1000, "{"], ids=["deep", "syntax"])
+def test_bad_conn_params_on_a_raw_websocket_close_it_with_invalid_request(port, params):
+    """They escaped the raw socket's setup: 1011 ``core.internal_error`` and an error log before."""
+    ws = connect(port, query("rawServer", "/websocket/echo", ["raw-params"]), None,
+                 ["rivet_conn_params." + quote(params, safe="")])
+    assert ws.expect_close() == (1011, "actor.invalid_request", [])
+    assert_live_serving(port)

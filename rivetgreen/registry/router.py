@@ -455,7 +455,11 @@ def serve_raw_websocket(router: ActorRouter, actor_id: str, request: Request, ws
     ``can_hibernate_websocket`` it survives the actor's sleep instead: the handler's ``receive()`` returns None so
     it unwinds, the socket stays open, and the client's next message wakes the actor and calls the handler again.
     """
-    params = conn_params_from_subprotocols(ws.offered_subprotocols)
+    try:
+        params = conn_params_from_subprotocols(ws.offered_subprotocols)
+    except RivetError as error:
+        ws.close(1011, f"{error.group}.{error.code}")
+        return
     socket = RawSocket(ws)
 
     def make_item() -> Dispatch:

@@ -16,6 +16,7 @@ from urllib.parse import quote
 import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
+from wsproto.connection import ConnectionState
 
 from rivetgreen.encoding import client_protocol as protocol
 from rivetgreen.errors import RivetError
@@ -212,6 +213,27 @@ def test_inspector_websocket_frames(port, registry, crashes, frames):
                 break
         else:
             pytest.fail("the inspector never answered the last request")
+    finally:
+        ws.close()
+    crashes.assert_none()
+
+
+@given(path=st.sampled_from(["/connect", "/websocket/echo", "/inspector/connect", "/nowhere"]),
+       encoding=st.none() | st.sampled_from([*ENCODINGS, "xml", ""]),
+       params=st.none() | hostile(st.just(b'{"user":"fuzz"}')).map(lambda data: data.decode("utf-8", "replace")))
+def test_websocket_setup(port, crashes, path, encoding, params):
+    """Sub-protocols (encoding, connection params) on every WebSocket route: the socket opens, or closes with a
+    clear reason; never ``core.internal_error``."""
+    crashes.clear()
+    extra = [] if params is None else ["rivet_conn_params." + quote(params, safe="")]
+    actor = "rawServer" if path.startswith("/websocket") else "chatRoom"
+    ws = connect(port, f"/gateway/{actor}{path}?{RVT}fuzz-setup", encoding, extra)
+    try:
+        if ws.ws.state is ConnectionState.OPEN:  # a refused setup may have closed it already
+            ws.send("hello")
+        first = ws.receive()  # a setup failure closes before anything else is sent
+        if not isinstance(first, (str, bytes)):
+            assert first.reason != "core.internal_error", (first.code, first.reason)
     finally:
         ws.close()
     crashes.assert_none()
