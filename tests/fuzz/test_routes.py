@@ -33,10 +33,10 @@ from tests.test_server import connect
 METHODS = ["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 RVT = ("rvt-namespace=default&rvt-method=getOrCreate&rvt-runner=default&rvt-crash-policy=sleep&rvt-key=")
 # Werkzeug's path converter does not match "\n" (a URL with %0A there reaches no route of the host).
-url_text = st.text(st.characters().filter(lambda char: char != "\n"), max_size=12)  # no surrogates
+url_text = st.text(max_size=12).map(lambda text: text.replace("\n", ""))  # st.text() has no lone surrogates
 # A gateway segment names an actor: one or more characters and no "/" (else no route of the host matches the URL,
 # and the answer is the host app's own 404 page).
-segment_text = st.text(st.characters().filter(lambda char: char not in "/\n"), min_size=1, max_size=12)
+segment_text = st.text(min_size=1, max_size=12).map(lambda text: text.replace("/", "").replace("\n", "") or "x")
 conn_params = st.none() | st.sampled_from(['{"user":"x"}', "[" * 300 + "]" * 300, '"\\ud800"', "9" * 5000, "{"])
 
 
