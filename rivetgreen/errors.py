@@ -70,9 +70,12 @@ class RivetError(Exception):
         return self.group == group and self.code == code
 
     def with_actor(self, actor_id: str, generation: int, key: list[str]) -> RivetError:
-        """Annotate with the actor specifier (kept if already set)."""
+        """Annotate with the actor specifier (kept if already set); its ``key`` is the serialized key string, as
+        every error body carries it (client-protocol.md §3)."""
+        from rivetgreen.encoding.actor_key import serialize_key  # the encoding layer imports this module
+
         if self.actor is None:
-            self.actor = {"actorId": actor_id, "generation": generation, "key": key}
+            self.actor = {"actorId": actor_id, "generation": generation, "key": serialize_key(key)}
         return self
 
     def to_client(self) -> dict[str, Any]:

@@ -387,7 +387,8 @@ def test_decode_wire_rejects_malformed_cbor(data: str) -> None:
 
 
 def test_decode_wire_rejects_deep_nesting() -> None:
-    assert decode_wire(b"\x81" * 200 + b"\x01") is not None
+    assert decode_wire(b"\x81" * 128 + b"\x01") is not None  # MAX_NESTING (rivetgreen.encoding.untrusted)
+    assert_invalid_request(decode_wire, b"\x81" * 129 + b"\x01")
     assert_invalid_request(decode_wire, b"\x81" * 5000 + b"\x01")
 
 
@@ -596,6 +597,6 @@ def test_bare_primitives() -> None:
         300, 1500, 4, True, "hé", b"\x00\x01"]
     assert reader.optional(reader.uint) is None and reader.optional(reader.uint) == 2**64 - 1
     reader.finish()
-    with pytest.raises(ValueError):
+    with pytest.raises(RivetError):
         BareWriter().uint(-1)
     assert_invalid_request(BareReader(b"\x00").finish)

@@ -276,12 +276,12 @@ def test_pong_echoes_a_ping_through_the_public_functions():
     ("message", "error"),
     [
         (m.ToEnvoyPing(ts=1), TypeError),  # a ToEnvoy message is not a ToRivet
-        (m.ToRivetPong(ts=2**63), ValueError),
+        (m.ToRivetPong(ts=2**63), RivetError),
         (m.ToRivetAckCommands(last_command_checkpoints=[m.ActorCheckpoint(actor_id="a", generation=-1, index=0)]),
-         ValueError),
+         RivetError),
         (m.ToRivetTunnelMessage(
             message_id=m.MessageId(gateway_id=b"abc", request_id=b"abcd", message_index=0),
-            message_kind=m.ToRivetWebSocketOpen(can_hibernate=True)), ValueError),
+            message_kind=m.ToRivetWebSocketOpen(can_hibernate=True)), RivetError),
         (m.ToRivetKvRequest(actor_id="a", request_id=1, data=m.KvListRequest(query=m.KvDropRequest())), TypeError),
         # An Execute where an Exec belongs has every field an Exec has: it must not be sent without its params.
         (m.ToRivetSqliteExecRequest(request_id=1, data=m.SqliteExecuteRequest(

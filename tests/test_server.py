@@ -14,7 +14,7 @@ import json
 import os
 from collections import deque
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 import cbor2
 import gevent.socket
@@ -403,7 +403,7 @@ def test_rvt_key_is_split_on_commas(client, rvt_key, key):
     response = call(client, "/gateway/counter/action/increment" + raw_query, [1])
     assert output(response) == 1
     expected = "/" if not key else "/".join(part.replace("\\", "\\\\").replace("/", "\\/") for part in key)
-    assert response.headers["x-rivet-actor-key"] == expected
+    assert unquote(response.headers["x-rivet-actor-key"]) == expected  # percent-encoded in the header
     listed = client.get(f"/actors?name=counter&key={quote(expected, safe='')}&namespace=default").get_json()
     assert [item["actor_id"] for item in listed["actors"]] == [response.headers["x-rivet-actor"]]
 
@@ -412,7 +412,7 @@ def test_rvt_key_with_non_ascii_parts_matches_the_api_key(client):
     key = ["ü", "日本", "a b"]
     response = call(client, query("counter", "/action/increment", key), [1])
     assert output(response) == 1
-    assert response.headers["x-rivet-actor-key"] == "ü/日本/a b"
+    assert response.headers["x-rivet-actor-key"] == "%C3%BC/%E6%97%A5%E6%9C%AC/a%20b"  # UTF-8, percent-encoded
     record = put_actor(client, "counter", "ü/日本/a b").get_json()
     assert record["created"] is False and record["actor"]["actor_id"] == response.headers["x-rivet-actor"]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +29,7 @@ def run_action(task: ActorTask, name: str, args: list[Any], scheduled: bool = Fa
         function = task.definition.actions.get(name)
         if function is None:
             raise errors.action_not_found(name)
+        _check_arguments(name, function, task.ctx, args)
         output = function(task.ctx, *args)
         hook = task.definition.hooks.get("on_before_action_response")
         if hook is not None:
@@ -38,6 +41,24 @@ def run_action(task: ActorTask, name: str, args: list[Any], scheduled: bool = Fa
     meter.duration.observe(clock.monotonic() - started)
     meter.ok.inc()
     return output
+
+
+def _check_arguments(name: str, function: Any, ctx: Any, args: list[Any]) -> None:
+    """Arguments the action cannot take are the client's error (``actor/invalid_request``, 400), not a crash of
+    the action: JS actions ignore extra arguments, a Python function raises TypeError before its first line."""
+    try:
+        signature = _signature(function)
+    except (TypeError, ValueError):  # a callable without an introspectable signature: let the call decide
+        return
+    try:
+        signature.bind(ctx, *args)
+    except TypeError as error:
+        raise errors.invalid_request(f"Action `{name}` cannot take {len(args)} argument(s): {error}.") from error
+
+
+@functools.lru_cache(maxsize=1024)
+def _signature(function: Any) -> inspect.Signature:
+    return inspect.signature(function)
 
 
 def action_call(name: str, args: list[Any], params: Any = None) -> Dispatch:

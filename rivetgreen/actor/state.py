@@ -13,30 +13,31 @@ from typing import Any
 import gevent.event
 
 from rivetgreen import errors
-from rivetgreen.encoding.cbor import SCALARS, check_value, encode
+from rivetgreen.encoding.cbor import SCALARS, check_value, encode, plain_key
 
 BeforeMutation = Callable[[], None]
 
 
-def wrap(value: Any, before: BeforeMutation, path: str) -> Any:
-    """Validate ``value`` and return it with every container replaced by a tracked one."""
-    bad = check_value(value, path)
+def wrap(value: Any, before: BeforeMutation, path: str, depth: int = 0) -> Any:
+    """Validate ``value`` (placed ``depth`` containers deep in the state, which bounds its nesting) and return it
+    with every container replaced by a tracked one."""
+    bad = check_value(value, path, depth)
     if bad is not None:
         raise errors.invalid_state_type(bad)
-    return _wrap_checked(value, before, path)
+    return _wrap_checked(value, before, path, depth)
 
 
-def _wrap_checked(value: Any, before: BeforeMutation, path: str) -> Any:
+def _wrap_checked(value: Any, before: BeforeMutation, path: str, depth: int) -> Any:
     if isinstance(value, SCALARS):
         return value
     if isinstance(value, dict):
         tracked = TrackedDict()
-        tracked._attach(before, path)
-        dict.update(tracked, {k: _wrap_checked(v, before, f"{path}.{k}") for k, v in value.items()})
+        tracked._attach(before, path, depth)
+        dict.update(tracked, {k: _wrap_checked(v, before, f"{path}.{k}", depth + 1) for k, v in value.items()})
         return tracked
     tracked_list = TrackedList()
-    tracked_list._attach(before, path)
-    list.extend(tracked_list, [_wrap_checked(v, before, f"{path}[{i}]") for i, v in enumerate(value)])
+    tracked_list._attach(before, path, depth)
+    list.extend(tracked_list, [_wrap_checked(v, before, f"{path}[{i}]", depth + 1) for i, v in enumerate(value)])
     return tracked_list
 
 
@@ -52,16 +53,17 @@ def unwrap(value: Any) -> Any:
 class TrackedDict(dict):
     """A dict inside actor state."""
 
-    __slots__ = ("_before", "_path")
+    __slots__ = ("_before", "_path", "_depth")
 
-    def _attach(self, before: BeforeMutation, path: str) -> None:
+    def _attach(self, before: BeforeMutation, path: str, depth: int) -> None:
         self._before = before
         self._path = path
+        self._depth = depth
 
     def _wrap(self, key: Any, value: Any) -> Any:
-        if not isinstance(key, (str, int)) or isinstance(key, bool):
+        if not plain_key(key):
             raise errors.invalid_state_type(f"{self._path}[{key!r}]")
-        return wrap(value, self._before, f"{self._path}.{key}")
+        return wrap(value, self._before, f"{self._path}.{key}", self._depth + 1)
 
     def __setitem__(self, key: Any, value: Any) -> None:
         value = self._wrap(key, value)
@@ -106,21 +108,22 @@ class TrackedDict(dict):
 class TrackedList(list):
     """A list inside actor state."""
 
-    __slots__ = ("_before", "_path")
+    __slots__ = ("_before", "_path", "_depth")
 
-    def _attach(self, before: BeforeMutation, path: str) -> None:
+    def _attach(self, before: BeforeMutation, path: str, depth: int) -> None:
         self._before = before
         self._path = path
+        self._depth = depth
 
     def _wrap_all(self, values: Iterable[Any]) -> list[Any]:
         start = len(self)
-        return [wrap(v, self._before, f"{self._path}[{start + i}]") for i, v in enumerate(values)]
+        return [wrap(v, self._before, f"{self._path}[{start + i}]", self._depth + 1) for i, v in enumerate(values)]
 
     def __setitem__(self, index: Any, value: Any) -> None:
         if isinstance(index, slice):
             value = self._wrap_all(value)
         else:
-            value = wrap(value, self._before, f"{self._path}[{index}]")
+            value = wrap(value, self._before, f"{self._path}[{index}]", self._depth + 1)
         self._before()
         list.__setitem__(self, index, value)
 
@@ -129,7 +132,7 @@ class TrackedList(list):
         list.__delitem__(self, index)
 
     def append(self, value: Any) -> None:
-        value = wrap(value, self._before, f"{self._path}[{len(self)}]")
+        value = wrap(value, self._before, f"{self._path}[{len(self)}]", self._depth + 1)
         self._before()
         list.append(self, value)
 
@@ -148,7 +151,7 @@ class TrackedList(list):
         return self
 
     def insert(self, index: int, value: Any) -> None:
-        value = wrap(value, self._before, f"{self._path}[{index}]")
+        value = wrap(value, self._before, f"{self._path}[{index}]", self._depth + 1)
         self._before()
         list.insert(self, index, value)
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import quote
 
 from rivetgreen.errors import RivetError
 
 MAX_SEGMENT_BYTES = 128
 MAX_KEY_BYTES = 1024
+HEADER_SAFE = "".join(chr(code) for code in range(0x21, 0x7F) if chr(code) != "%")
 
 
 def invalid_key(message: str) -> RivetError:
@@ -24,7 +26,10 @@ def validate_key(key: Any) -> list[str]:
     for index, part in enumerate(key):
         if not isinstance(part, str):
             raise invalid_key(f"Key segment {index} must be a string, not {type(part).__name__} ({part!r}).")
-        size = len(part.encode())
+        try:
+            size = len(part.encode("utf-8"))
+        except UnicodeEncodeError as error:
+            raise invalid_key(f"Key segment {index} is not valid Unicode (a lone surrogate).") from error
         if size > MAX_SEGMENT_BYTES:
             raise invalid_key(f"Key segment {index} is {size} bytes; the limit is {MAX_SEGMENT_BYTES}.")
         total += size
@@ -44,6 +49,13 @@ def _escape(part: str) -> str:
     if part == "":
         return "\\0"
     return part.replace("\\", "\\\\").replace("/", "\\/")
+
+
+def key_header(key: list[str]) -> str:
+    """The serialized key as an HTTP header value (``x-rivet-actor-key``): UTF-8 percent-encoded wherever a header
+    cannot carry the character as is (anything but visible ASCII) and for ``%`` itself, so ASCII keys read as
+    before and ``decodeURIComponent`` (or ``urllib.parse.unquote``) returns the serialized key of any key."""
+    return quote(serialize_key(key), safe=HEADER_SAFE)
 
 
 def parse_key(text: str) -> list[str]:

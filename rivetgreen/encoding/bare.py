@@ -6,8 +6,8 @@ bytes (UTF-8 for ``str``); ``data[n]`` is exactly ``n`` bytes; ``optional<T>`` i
 ``list<T>`` is a ``uint`` count followed by the elements; ``map<K><V>`` a ``uint`` count followed by key/value pairs.
 Structs are their fields in order, unions a tag followed by the variant.
 
-:class:`BareWriter` builds a message; :class:`BareReader` reads one and raises ``actor/invalid_request`` on
-truncated or malformed input.
+:class:`BareWriter` builds a message (a value it cannot write raises ``encoding/invalid``); :class:`BareReader`
+reads one and raises ``actor/invalid_request`` on truncated or malformed input.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import struct
 from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
-from rivetgreen.errors import invalid_request
+from rivetgreen.errors import RivetError, invalid_request
 
 Value = TypeVar("Value")
 Key = TypeVar("Key")
@@ -63,26 +63,32 @@ class BareWriter:
     def i64(self, value: int) -> None:
         """Two's complement, little-endian."""
         if not _is_int(value) or not -INT64_LIMIT <= value < INT64_LIMIT:
-            raise ValueError(f"{value!r} is not a valid BARE i64")
+            raise RivetError("encoding", "invalid", f"{value!r} is not a valid BARE i64.")
         self._buffer += value.to_bytes(8, "little", signed=True)
 
     def f64(self, value: float) -> None:
         """IEEE 754 binary64, little-endian."""
         if isinstance(value, builtins.bool) or not isinstance(value, int | float):
-            raise ValueError(f"{value!r} is not a valid BARE f64")
+            raise RivetError("encoding", "invalid", f"{value!r} is not a valid BARE f64.")
         self._buffer += struct.pack("<d", value)
 
     def fixed_data(self, value: bytes | bytearray | memoryview, length: int) -> None:
         """``data[length]``: exactly ``length`` bytes, no length prefix."""
         if len(value) != length:
-            raise ValueError(f"BARE data[{length}] needs exactly {length} bytes, not {len(value)}")
+            raise RivetError(
+                "encoding", "invalid", f"BARE data[{length}] needs exactly {length} bytes, not {len(value)}."
+            )
         self._buffer += value
 
     def bool(self, value: builtins.bool) -> None:
         self._buffer.append(1 if value else 0)
 
     def str(self, value: builtins.str) -> None:
-        self.data(value.encode("utf-8"))
+        try:
+            encoded = value.encode("utf-8")
+        except UnicodeEncodeError as error:
+            raise RivetError("encoding", "invalid", f"A string is not valid Unicode: {error}") from error
+        self.data(encoded)
 
     def data(self, value: bytes | bytearray | memoryview) -> None:
         self.uint(len(value))
@@ -119,7 +125,7 @@ def _is_int(value: object) -> builtins.bool:
 
 def _check_range(value: int, limit: int, type_name: builtins.str) -> None:
     if not _is_int(value) or not 0 <= value < limit:
-        raise ValueError(f"{value!r} is not a valid BARE {type_name}")
+        raise RivetError("encoding", "invalid", f"{value!r} is not a valid BARE {type_name}.")
 
 
 class BareReader:

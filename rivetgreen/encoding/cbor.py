@@ -13,6 +13,14 @@ from typing import Any
 
 import cbor2
 
+from rivetgreen.encoding.untrusted import (
+    MAX_INTEGER_BITS,
+    MAX_NESTING,
+    check_encodable_integer,
+    check_encoded_depth,
+    integer_fits,
+    valid_text,
+)
 from rivetgreen.errors import RivetError, invalid_request
 
 # The value types that survive a round trip through every client encoding (json, cbor, bare).
@@ -38,25 +46,37 @@ def decode(data: bytes) -> Any:
         raise RivetError("encoding", "invalid", f"Bytes are not valid CBOR: {error}") from error
 
 
-def check_value(value: Any, path: str = "") -> str | None:
-    """The path of the first part of ``value`` that is not a plain CBOR value (None when all is fine)."""
+def check_value(value: Any, path: str = "", depth: int = 0) -> str | None:
+    """The path of the first part of ``value`` that is not a plain CBOR value (None when all is fine). Plain values
+    obey the limits of :mod:`rivetgreen.encoding.untrusted`, so every client encoding can carry them."""
+    if isinstance(value, str):
+        return None if valid_text(value) else path or "."
+    if isinstance(value, int) and not isinstance(value, bool):
+        return None if integer_fits(value) else path or "."
     if isinstance(value, SCALARS):
         return None
+    if not isinstance(value, (list, tuple, dict)) or depth >= MAX_NESTING:
+        return path or "."
     if isinstance(value, (list, tuple)):
         for index, item in enumerate(value):
-            bad = check_value(item, f"{path}[{index}]")
+            bad = check_value(item, f"{path}[{index}]", depth + 1)
             if bad is not None:
                 return bad
         return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, (str, int)) or isinstance(key, bool):
-                return f"{path}[{key!r}]"
-            bad = check_value(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]")
-            if bad is not None:
-                return bad
-        return None
-    return path or "."
+    for key, item in value.items():
+        if not plain_key(key):
+            return f"{path}[{key!r}]"
+        bad = check_value(item, f"{path}.{key}" if isinstance(key, str) else f"{path}[{key}]", depth + 1)
+        if bad is not None:
+            return bad
+    return None
+
+
+def plain_key(key: Any) -> bool:
+    """Map keys are strings or integers: what JSON objects and JS Maps from the clients carry."""
+    if isinstance(key, str):
+        return valid_text(key)
+    return isinstance(key, int) and not isinstance(key, bool) and integer_fits(key)
 
 
 # Wire CBOR: values crossing to and from JavaScript clients (client-protocol.md §7.2). --------------------------
@@ -69,7 +89,6 @@ def check_value(value: Any, path: str = "") -> str | None:
 JS_NUMBER_INTEGER_LIMIT = 1 << 53  # integers up to this magnitude are exact as float64 / JS Numbers
 MINIMAL_INTEGER_LIMIT = 1 << 32
 UINT64_LIMIT = 1 << 64
-MAX_WIRE_NESTING = 256
 
 MAJOR_UNSIGNED, MAJOR_NEGATIVE, MAJOR_BYTES, MAJOR_TEXT, MAJOR_ARRAY, MAJOR_MAP, MAJOR_TAG, MAJOR_SIMPLE = range(8)
 TAG_DATE_TEXT = 0
@@ -101,13 +120,14 @@ def encode_uint64(value: int) -> bytes:
 def encode_wire(value: Any) -> bytes:
     """CBOR for a JS client: small ints minimal, ints in [2**32, 2**53] as float64, larger ones ``1b``/``3b`` or
     bignums, floats as float64, bytes native, lists/tuples as arrays, dicts as maps, :class:`Uint64` forced wide.
-    Any other type raises ``encoding/invalid``."""
+    Any other type, an integer over the size limit or nesting deeper than ``MAX_ENCODED_NESTING`` raises
+    ``encoding/invalid``."""
     output = bytearray()
-    _write_wire(output, value)
+    _write_wire(output, value, 0)
     return bytes(output)
 
 
-def _write_wire(output: bytearray, value: Any) -> None:
+def _write_wire(output: bytearray, value: Any, depth: int) -> None:
     if value is None:
         output.append(0xF6)
     elif isinstance(value, bool):
@@ -123,19 +143,23 @@ def _write_wire(output: bytearray, value: Any) -> None:
         _write_head(output, MAJOR_BYTES, len(value))
         output += value
     else:
-        _write_container(output, value)
+        _write_container(output, value, depth)
 
 
-def _write_container(output: bytearray, value: Any) -> None:
+def _write_container(output: bytearray, value: Any, depth: int) -> None:
+    if isinstance(value, (list, tuple, dict)):
+        check_encoded_depth(depth)
     if isinstance(value, (list, tuple)):
         _write_head(output, MAJOR_ARRAY, len(value))
         for item in value:
-            _write_wire(output, item)
+            _write_wire(output, item, depth + 1)
     elif isinstance(value, dict):
         _write_head(output, MAJOR_MAP, len(value))
         for key, item in value.items():
-            _write_wire(output, key)
-            _write_wire(output, item)
+            if not plain_key(key):  # what the decoders refuse is never written either
+                raise RivetError("encoding", "invalid", f"A map key must be a string or an integer, not {key!r}.")
+            _write_wire(output, key, depth + 1)
+            _write_wire(output, item, depth + 1)
     elif isinstance(value, Uint64):
         output += encode_uint64(value.value)
     else:
@@ -152,6 +176,7 @@ def _write_text(output: bytearray, value: str) -> None:
 
 
 def _write_integer(output: bytearray, value: int) -> None:
+    check_encodable_integer(value)
     magnitude = abs(value)
     if MINIMAL_INTEGER_LIMIT <= magnitude <= JS_NUMBER_INTEGER_LIMIT:
         output.append(0xFB)
@@ -229,9 +254,10 @@ class _WireDecoder:
         raise invalid_request(f"Malformed CBOR item header 0x{initial:02x} at offset {self.position - 1}.")
 
     def item(self, depth: int) -> Any:
-        if depth > MAX_WIRE_NESTING:
-            raise invalid_request(f"The CBOR value is nested deeper than {MAX_WIRE_NESTING} levels.")
         major, info, argument = self.head()
+        # A tag counts as a level (tags can nest), but may wrap a scalar inside the deepest container (a bignum).
+        if (major in (MAJOR_ARRAY, MAJOR_MAP) and depth >= MAX_NESTING) or (major == MAJOR_TAG and depth > MAX_NESTING):
+            raise invalid_request(f"The CBOR value is nested deeper than {MAX_NESTING} levels.")
         if major == MAJOR_UNSIGNED:
             return argument
         if major == MAJOR_NEGATIVE:
@@ -296,15 +322,18 @@ class _WireDecoder:
 
     def entry(self, result: dict[Any, Any], depth: int) -> None:
         key = self.item(depth + 1)
-        if isinstance(key, (list, dict)):
-            raise invalid_request("A CBOR map key must be a string, number, boolean or null.")
+        if not plain_key(key):
+            raise invalid_request(f"A CBOR map key must be a string or an integer, not {type(key).__name__}.")
         result[key] = self.item(depth + 1)
 
     def tagged(self, tag: int, depth: int) -> Any:
         content = self.item(depth + 1)
         if tag in (TAG_POSITIVE_BIGNUM, TAG_NEGATIVE_BIGNUM):
             magnitude = int.from_bytes(_expect(content, bytes, tag), "big")
-            return magnitude if tag == TAG_POSITIVE_BIGNUM else -1 - magnitude
+            value = magnitude if tag == TAG_POSITIVE_BIGNUM else -1 - magnitude
+            if not integer_fits(value):
+                raise invalid_request(f"A CBOR bignum has more than {MAX_INTEGER_BITS} bits.")
+            return value
         if tag == TAG_UINT8_ARRAY:
             return _expect(content, bytes, tag)
         if tag == TAG_SET:
@@ -347,7 +376,9 @@ def _epoch_milliseconds(content: Any) -> int:
     """Seconds since the epoch (tag 1's content) as whole milliseconds, like ``Date.getTime()``."""
     if isinstance(content, bool) or not isinstance(content, (int, float)):
         raise invalid_request(f"CBOR tag 1 (date) must wrap a number, not {type(content).__name__}.")
-    milliseconds = content * 1000
-    if not math.isfinite(milliseconds):
+    if isinstance(content, float) and not math.isfinite(content * 1000):
         raise invalid_request(f"CBOR tag 1 (date) must wrap a finite number, not {content!r}.")
-    return round(milliseconds)
+    milliseconds = round(content * 1000)
+    if not integer_fits(milliseconds):
+        raise invalid_request(f"A CBOR date has more than {MAX_INTEGER_BITS} bits of milliseconds.")
+    return milliseconds

@@ -30,6 +30,7 @@ from rivetgreen.encoding.actor_key import serialize_key
 from rivetgreen.encoding.bare import BareReader, BareWriter
 from rivetgreen.encoding.cbor import Uint64, decode_wire, encode_wire
 from rivetgreen.encoding.json_compat import BIGINT_TAG, escape_dollar_arrays, from_json_compat, to_json_compat
+from rivetgreen.encoding.untrusted import parse_json
 from rivetgreen.errors import RivetError, invalid_request, unsupported_encoding
 
 ENCODINGS = ("json", "cbor", "bare")
@@ -583,15 +584,18 @@ def _dump_frame(encoding: str, document: Any) -> bytes | str:
 def _json_text(document: Any) -> str:
     """Compact JSON; like ``JSON.stringify``, NaN and infinities become null."""
     try:
-        return _dump_json(document)
+        return json.dumps(document, separators=(",", ":"), allow_nan=False)
     except ValueError:
         return _dump_json(_replace_non_finite(document))
+    except TypeError as error:
+        raise RivetError("encoding", "invalid", f"Value cannot be encoded as JSON: {error}") from error
 
 
 def _dump_json(document: Any) -> str:
+    """The second try, once non-finite values are null: what still fails (a NaN map key) cannot be sent."""
     try:
         return json.dumps(document, separators=(",", ":"), allow_nan=False)
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise RivetError("encoding", "invalid", f"Value cannot be encoded as JSON: {error}") from error
 
 
@@ -606,23 +610,12 @@ def _replace_non_finite(value: Any) -> Any:
 
 
 def _load_document(encoding: str, body: bytes | str, role: _Role) -> Any:
-    """Parse a json/cbor body or frame; json is always revived, cbor only for a client."""
-    try:
-        if encoding == "json":
-            return from_json_compat(_parse_json(body))
-        value = decode_wire(_binary(body))
-        return from_json_compat(value) if role.revive_incoming else value
-    except RecursionError as error:
-        raise invalid_request("The message is nested too deeply.") from error
-
-
-def _parse_json(body: bytes | str | bytearray | memoryview) -> Any:
-    if isinstance(body, memoryview):
-        body = bytes(body)
-    try:
-        return json.loads(body)
-    except (ValueError, TypeError) as error:
-        raise invalid_request(f"The body is not valid JSON: {error}") from error
+    """Parse a json/cbor body or frame (depth-limited, see :mod:`rivetgreen.encoding.untrusted`); json is always
+    revived, cbor only for a client."""
+    if encoding == "json":
+        return from_json_compat(parse_json(body, "The message"))
+    value = decode_wire(_binary(body))
+    return from_json_compat(value) if role.revive_incoming else value
 
 
 def _binary(frame: Any) -> bytes | bytearray | memoryview:
@@ -705,8 +698,5 @@ def _value_to_bare(value: Any) -> bytes:
 
 
 def _value_from_bare(data: bytes) -> Any:
-    try:
-        return from_json_compat(decode_wire(data))
-    except RecursionError as error:
-        raise invalid_request("The value is nested too deeply.") from error
+    return from_json_compat(decode_wire(data))
 

@@ -17,6 +17,13 @@ import binascii
 import re
 from typing import Any
 
+from rivetgreen.encoding.untrusted import (
+    MAX_INTEGER_BITS,
+    MAX_INTEGER_DIGITS,
+    check_encodable_integer,
+    check_encoded_depth,
+    integer_fits,
+)
 from rivetgreen.errors import invalid_request
 
 MAX_SAFE_INTEGER = (1 << 53) - 1  # JavaScript's Number.MAX_SAFE_INTEGER
@@ -31,27 +38,35 @@ BINARY_TYPES = (bytes, bytearray, memoryview)
 DECIMAL_INTEGER = re.compile(r"-?[0-9]+")
 
 
-def to_json_compat(value: Any) -> Any:
-    """``value`` with bytes and unsafe integers wrapped and ``$``-arrays escaped; tuples become lists."""
+def to_json_compat(value: Any, depth: int = 0) -> Any:
+    """``value`` with bytes and unsafe integers wrapped and ``$``-arrays escaped; tuples become lists. An integer
+    over the size limit or nesting deeper than ``MAX_ENCODED_NESTING`` raises ``encoding/invalid``."""
     if isinstance(value, bool) or value is None:
         return value
     if isinstance(value, int):
-        return value if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER else [BIGINT_TAG, str(value)]
+        if -MAX_SAFE_INTEGER <= value <= MAX_SAFE_INTEGER:
+            return value
+        check_encodable_integer(value)
+        return [BIGINT_TAG, str(value)]
     if isinstance(value, BINARY_TYPES):
         return [UINT8_ARRAY_TAG, base64.b64encode(bytes(value)).decode("ascii")]
+    if isinstance(value, (list, tuple, dict)):
+        check_encoded_depth(depth)
     if isinstance(value, (list, tuple)):
-        return _escape_if_tagged([to_json_compat(item) for item in value])
+        return _escape_if_tagged([to_json_compat(item, depth + 1) for item in value])
     if isinstance(value, dict):
-        return {key: to_json_compat(item) for key, item in value.items()}
+        return {key: to_json_compat(item, depth + 1) for key, item in value.items()}
     return value
 
 
-def escape_dollar_arrays(value: Any) -> Any:
+def escape_dollar_arrays(value: Any, depth: int = 0) -> Any:
     """Only the ``$``-array escaping of :func:`to_json_compat` (for native ``cbor`` mode); tuples become lists."""
+    if isinstance(value, (list, tuple, dict)):
+        check_encoded_depth(depth)
     if isinstance(value, (list, tuple)):
-        return _escape_if_tagged([escape_dollar_arrays(item) for item in value])
+        return _escape_if_tagged([escape_dollar_arrays(item, depth + 1) for item in value])
     if isinstance(value, dict):
-        return {key: escape_dollar_arrays(item) for key, item in value.items()}
+        return {key: escape_dollar_arrays(item, depth + 1) for key, item in value.items()}
     return value
 
 
@@ -96,10 +111,16 @@ def _revive_tagged(tag: str, payload: Any) -> Any:
 
 def _revive_bigint(payload: Any) -> int:
     if isinstance(payload, int) and not isinstance(payload, bool):
-        return payload
-    if isinstance(payload, str) and DECIMAL_INTEGER.fullmatch(payload.strip()):
-        return int(payload)
-    raise invalid_request(f"A {BIGINT_TAG} wrapper must hold a decimal integer string, not {payload!r}.")
+        value = payload
+    elif isinstance(payload, str) and DECIMAL_INTEGER.fullmatch(payload.strip()):
+        if len(payload.strip().lstrip("-")) > MAX_INTEGER_DIGITS:  # checked before int(): long texts are slow
+            raise invalid_request(f"A {BIGINT_TAG} has more than {MAX_INTEGER_DIGITS} digits.")
+        value = int(payload)
+    else:
+        raise invalid_request(f"A {BIGINT_TAG} wrapper must hold a decimal integer string, not {payload!r:.100}.")
+    if not integer_fits(value):
+        raise invalid_request(f"A {BIGINT_TAG} has more than {MAX_INTEGER_BITS} bits.")
+    return value
 
 
 def _revive_base64(tag: str, payload: Any) -> bytes:

@@ -17,6 +17,7 @@ from urllib.parse import parse_qs
 
 from rivetgreen import errors
 from rivetgreen.actor.work import WorkKind
+from rivetgreen.encoding.untrusted import parse_json
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Request, Response
 from rivetgreen.inspector import auth, database, dispatch, operations, snapshot
@@ -47,10 +48,7 @@ class RouteRequest:
     def json(self) -> Any:
         if not self.body:
             return {}
-        try:
-            return json.loads(self.body)
-        except ValueError as error:
-            raise errors.invalid_request(f"Invalid inspector JSON body: {error}") from error
+        return parse_json(self.body, "The inspector request body")
 
     def u32(self, name: str, default: int) -> int:
         values = self.query.get(name)

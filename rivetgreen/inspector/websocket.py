@@ -35,6 +35,7 @@ import gevent.event
 
 from rivetgreen import clock, errors
 from rivetgreen.actor.work import WorkKind
+from rivetgreen.encoding.untrusted import parse_json
 from rivetgreen.errors import RivetError
 from rivetgreen.inspector import auth, database, dispatch, operations, snapshot
 
@@ -173,11 +174,11 @@ class InspectorSession:
             if frame is None:
                 return
             try:
-                message = json.loads(frame)
+                message = parse_json(frame, "The inspector message")  # depth-limited: RecursionError ended the socket
                 tag, val = message["tag"], message.get("val") or {}
                 if not isinstance(tag, str) or not isinstance(val, dict):
                     raise TypeError("tag must be a string and val an object")
-            except (ValueError, TypeError, KeyError) as error:
+            except (RivetError, TypeError, KeyError) as error:
                 self._send("Error", {"message": f"Invalid inspector message: {error}"})
                 continue
             gevent.spawn(self._serve, tag, val)

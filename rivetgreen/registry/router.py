@@ -21,7 +21,8 @@ from rivetgreen.actor.actions import action_call, connection_action, open_connec
 from rivetgreen.actor.lifecycle import Dispatch
 from rivetgreen.actor.work import WorkKind
 from rivetgreen.encoding import client_protocol as protocol
-from rivetgreen.encoding.actor_key import serialize_key
+from rivetgreen.encoding.actor_key import key_header
+from rivetgreen.encoding.untrusted import parse_json
 from rivetgreen.errors import RivetError
 from rivetgreen.http import Request, Response, as_response
 
@@ -242,14 +243,18 @@ class ActorRouter:
 
     @staticmethod
     def _error_response(error: RivetError, encoding: str) -> Response:
-        body = protocol.encode_http_error(encoding, error.to_client())
+        try:
+            body = protocol.encode_http_error(encoding, error.to_client())
+        except RivetError as unsendable:  # e.g. metadata this encoding cannot carry; the masked error always can
+            error = unsendable
+            body = protocol.encode_http_error(encoding, error.to_client())
         return Response(body, status=framework_status(error), headers={"content-type": protocol.content_type(encoding)})
 
     @staticmethod
     def _add_actor_headers(response: Response, task: ActorTask) -> None:
         response.headers.setdefault("x-rivet-actor", task.actor_id)
         response.headers.setdefault("x-rivet-actor-generation", str(task.generation))
-        response.headers.setdefault("x-rivet-actor-key", serialize_key(task.key))
+        response.headers.setdefault("x-rivet-actor-key", key_header(task.key))
 
 
 def publish(task: ActorTask, name: str, body: Any, wait: bool, timeout: float | None) -> tuple[str, Any, bool]:
@@ -272,19 +277,13 @@ def conn_params_from_header(value: str | None) -> Any:
     """Connection params travel as JSON text in ``x-rivet-conn-params``; absent means None."""
     if value is None or value == "":
         return None
-    try:
-        return json.loads(value)
-    except ValueError as error:
-        raise errors.invalid_request(f"x-rivet-conn-params is not valid JSON: {error}") from error
+    return parse_json(value, "x-rivet-conn-params")
 
 
 def conn_params_from_subprotocols(subprotocols: list[str]) -> Any:
     for item in subprotocols:
         if item.startswith("rivet_conn_params."):
-            try:
-                return json.loads(unquote(item[len("rivet_conn_params."):]))
-            except ValueError as error:
-                raise errors.invalid_request(f"Connection params are not valid JSON: {error}") from error
+            return parse_json(unquote(item[len("rivet_conn_params."):]), "The connection params")
     return None
 
 
@@ -415,11 +414,10 @@ class ActorConnectSession:
         self.send_frame(response)
 
     def _send_error(self, error: RivetError, action_id: int | None) -> None:
-        client_error = error.to_client()
-        self.send(protocol.ErrorMessage(
-            client_error["group"], client_error["code"], client_error["message"],
-            client_error.get("metadata"), action_id, client_error.get("actor"),
-        ))
+        try:
+            self.send(_error_message(error, action_id))
+        except RivetError as unsendable:  # e.g. metadata this encoding cannot carry; the masked error always can
+            self.send(_error_message(unsendable, action_id))
 
     def send(self, message: Any) -> None:
         self.send_frame(protocol.encode_to_client(self.encoding, message))
@@ -427,6 +425,14 @@ class ActorConnectSession:
     def send_frame(self, frame: str | bytes) -> None:
         if not self.closed:
             self.ws.send(frame)
+
+
+def _error_message(error: RivetError, action_id: int | None) -> protocol.ErrorMessage:
+    client_error = error.to_client()
+    return protocol.ErrorMessage(
+        client_error["group"], client_error["code"], client_error["message"],
+        client_error.get("metadata"), action_id, client_error.get("actor"),
+    )
 
 
 class _ConnectTransport:
@@ -465,7 +471,11 @@ def serve_raw_websocket(router: ActorRouter, actor_id: str, request: Request, ws
     ``can_hibernate_websocket`` it survives the actor's sleep instead: the handler's ``receive()`` returns None so
     it unwinds, the socket stays open, and the client's next message wakes the actor and calls the handler again.
     """
-    params = conn_params_from_subprotocols(ws.offered_subprotocols)
+    try:
+        params = conn_params_from_subprotocols(ws.offered_subprotocols)
+    except RivetError as error:
+        ws.close(1011, f"{error.group}.{error.code}")
+        return
     socket = RawSocket(ws)
 
     def make_item() -> Dispatch:

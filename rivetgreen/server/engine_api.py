@@ -11,6 +11,7 @@ from typing import Any
 from rivetgreen import __version__
 from rivetgreen.encoding.actor_key import parse_key, serialize_key, validate_key
 from rivetgreen.encoding.cbor import encode
+from rivetgreen.encoding.untrusted import parse_json
 from rivetgreen.engine.directory import ActorRecord
 from rivetgreen.engine.local import LocalEngine
 from rivetgreen.errors import RivetError
@@ -78,25 +79,27 @@ def list_actors(engine: LocalEngine, name: str | None, key: str | None, actor_id
     return {"actors": [actor_json(record) for record in found], "pagination": {"cursor": None}}
 
 
-def _creation(body: Any) -> tuple[str, list[str], bytes | None]:
-    if not isinstance(body, dict) or not isinstance(body.get("name"), str):
+def _creation(body: bytes) -> tuple[str, list[str], bytes | None]:
+    """Name, key and encoded input of a ``PUT``/``POST /actors`` JSON body; anything malformed is a 400."""
+    document = parse_json(body)
+    if not isinstance(document, dict) or not isinstance(document.get("name"), str):
         raise RivetError("api", "invalid_request", "The body must be a JSON object with a name.")
-    key_text = body.get("key")
+    key_text = document.get("key")
     if key_text is not None and not isinstance(key_text, str):
         raise RivetError("api", "invalid_request", "key must be the serialized key string.")
     key = validate_key(parse_key(key_text or ""))
-    raw_input = body.get("input")
+    raw_input = document.get("input")
     create_input = None if raw_input is None else encode(decode_input(raw_input, urlsafe=False))
-    return body["name"], key, create_input
+    return document["name"], key, create_input
 
 
-def get_or_create_actor(engine: LocalEngine, body: Any) -> dict[str, Any]:
+def get_or_create_actor(engine: LocalEngine, body: bytes) -> dict[str, Any]:
     name, key, create_input = _creation(body)
     record, created = engine.get_or_create(name, key, create_input)
     return {"actor": actor_json(record), "created": created}
 
 
-def create_actor(engine: LocalEngine, body: Any) -> dict[str, Any]:
+def create_actor(engine: LocalEngine, body: bytes) -> dict[str, Any]:
     name, key, create_input = _creation(body)
     return {"actor": actor_json(engine.create(name, key, create_input))}
 

@@ -213,7 +213,7 @@ def init_app(
             args = request.args
             return engine_call(engine_api.list_actors, host.engine, args.get("name"), args.get("key"),
                                args.get("actor_ids"))
-        body = request.get_json(silent=True)
+        body = request.get_data(cache=False)  # parsed by engine_api under the input limits
         if request.method == "PUT":
             return engine_call(engine_api.get_or_create_actor, host.engine, body)
         return engine_call(engine_api.create_actor, host.engine, body)

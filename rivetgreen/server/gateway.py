@@ -99,6 +99,8 @@ def _actor_query(name: str, params: dict[str, str]) -> ActorQuery:
 
 def decode_input(text: str, *, urlsafe: bool) -> Any:
     """Creation input: base64 (url-safe without padding on the gateway, standard on the REST API) of CBOR."""
+    if not isinstance(text, str):
+        raise invalid_request(f"The actor input must be a base64 string, not {type(text).__name__}.")
     try:
         padded = text + "=" * (-len(text) % 4)
         data = base64.urlsafe_b64decode(padded) if urlsafe else base64.b64decode(padded, validate=True)

@@ -7,7 +7,8 @@ prefix: the URL fixes the version. The serverless ``/start`` body embeds it: a u
 ``ToEnvoy`` (:func:`encode_serverless_start`). Message classes are in :mod:`rivetgreen.encoding.envoy.messages`.
 
 Decoding malformed bytes (truncated, trailing bytes, unknown tag, impossible length, bad UTF-8) raises
-``envoy/malformed_message``; encoding a value of the wrong type or range raises ``TypeError``/``ValueError``.
+``envoy/malformed_message``; encoding a value out of its type's range raises ``encoding/invalid``, a value of the
+wrong type ``TypeError``.
 """
 
 from __future__ import annotations
