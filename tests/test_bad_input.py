@@ -14,6 +14,7 @@ from urllib.parse import quote, unquote
 
 import cbor2
 import pytest
+from flask import Flask
 
 from rivetgreen import RivetError, UserError, actor, setup
 from rivetgreen.client import Client
@@ -23,6 +24,7 @@ from rivetgreen.encoding.bare import BareWriter
 from rivetgreen.encoding.cbor import decode_wire, encode, encode_wire
 from rivetgreen.encoding.untrusted import MAX_INTEGER_BITS, MAX_NESTING
 from rivetgreen.errors import INTERNAL_MESSAGE
+from rivetgreen.server.extension import init_app
 from tests.compat.actors import ACTORS
 from tests.test_server import (
     action_headers,
@@ -417,3 +419,31 @@ def test_bad_conn_params_on_a_raw_websocket_close_it_with_invalid_request(port, 
                  ["rivet_conn_params." + quote(params, safe="")])
     assert ws.expect_close() == (1011, "actor.invalid_request", [])
     assert_live_serving(port)
+
+
+# URLs under rivetgreen's routes that match none of them -------------------------------------------------------------
+
+UNROUTED = [
+    ("GET", "/gateway//x", 404, "not_found"),  # werkzeug would redirect (308, HTML) to a merged-slash URL
+    ("POST", "/gateway/a%0Ab/action/x", 404, "not_found"),  # a newline in a path segment matches no rule
+    ("GET", "/gateway/", 404, "not_found"),
+    ("DELETE", "/actors/%2F", 404, "not_found"),
+    ("PATCH", "/actors/x", 405, "method_not_allowed"),
+    ("POST", "/metadata", 405, "method_not_allowed"),
+]
+
+
+@pytest.mark.parametrize("prefix", ["", "/rivet"])
+@pytest.mark.parametrize(("method", "path", "status", "code"), UNROUTED)
+def test_urls_under_rivetgreens_routes_that_match_none_are_json_errors(registry, prefix, method, path, status, code):
+    app = Flask("user")
+
+    @app.errorhandler(404)
+    def users_own_page(error):
+        return "the user's own 404 page", 404
+
+    init_app(app, registry, url_prefix=prefix or None)
+    response = app.test_client().open(prefix + path, method=method)
+    assert engine_error(response, status, "api", code)["metadata"] is None
+    user_page = app.test_client().get(prefix + "/elsewhere")  # the app's other URLs keep the app's handler
+    assert (user_page.status_code, user_page.data) == (404, b"the user's own 404 page")

@@ -18,6 +18,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from flask import Blueprint, Flask, Response, request
+from werkzeug.exceptions import HTTPException
 
 from rivetgreen import errors
 from rivetgreen.encoding.cbor import encode
@@ -225,11 +226,12 @@ def init_app(
             return refusal
         return engine_call(engine_api.destroy_actor, host.engine, actor_id)
 
-    @blueprint.route("/gateway/<path:path>", methods=HTTP_METHODS, endpoint="rivet_gateway")
+    # merge_slashes=False: werkzeug would answer "/gateway//x" with an HTML redirect; it is a malformed gateway path
+    @blueprint.route("/gateway/<path:path>", methods=HTTP_METHODS, endpoint="rivet_gateway", merge_slashes=False)
     def gateway(path: str) -> Response:
         return host.gateway_http(path)
 
-    @blueprint.route("/gateway/<path:path>", websocket=True, endpoint="rivet_gateway_websocket")
+    @blueprint.route("/gateway/<path:path>", websocket=True, endpoint="rivet_gateway_websocket", merge_slashes=False)
     def gateway_websocket(path: str) -> Response:
         return host.gateway_websocket(path)
 
@@ -237,7 +239,34 @@ def init_app(
     # the inspector page and its admin API (host.admin_token)
     inspector_page.register(blueprint, host, app.config.get("SERVER_NAME"))
     app.register_blueprint(blueprint)
+    _answer_routing_errors_as_json(app, host.url_prefix)
     return host
+
+
+# The URL families rivetgreen serves; a URL under one of them that matches no route is answered in the spec's shape.
+ROUTE_FAMILIES = ("/gateway", "/actors", "/metadata", "/metrics", "/inspector")
+ROUTING_ERRORS = {404: ("not_found", "No route matches this URL."), 405: ("method_not_allowed", "Method not allowed.")}
+
+
+def _answer_routing_errors_as_json(app: Flask, url_prefix: str) -> None:
+    """Routing runs before Flask knows the Blueprint, so a URL under rivetgreen's routes that matches none of them
+    (404) or not with this method (405) reaches the app's error handlers: answer those as JSON ``api/*`` errors, and
+    leave every other URL to the handler the app had (or Flask's own page)."""
+    families = tuple(url_prefix + family for family in ROUTE_FAMILIES)
+
+    def handler_for(status: int, code: str, message: str) -> Any:
+        app_handler = next(iter(app.error_handler_spec.get(None, {}).get(status, {}).values()), None)
+
+        def answer(error: HTTPException) -> Any:
+            path = request.path
+            if any(path == family or path.startswith(family + "/") for family in families):
+                return _json_error(RivetError("api", code, message), status)
+            return app_handler(error) if app_handler is not None else error
+
+        return answer
+
+    for status, (code, message) in ROUTING_ERRORS.items():
+        app.register_error_handler(status, handler_for(status, code, message))
 
 
 def create_app(
