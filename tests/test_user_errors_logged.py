@@ -46,16 +46,29 @@ def make_failing():
     return definition
 
 
-def test_an_action_called_with_the_wrong_arguments_is_logged_once_with_its_traceback(
+def test_a_bug_in_an_action_is_logged_once_with_its_traceback(virtual_clock, make_registry, caplog):
+    caplog.set_level(logging.DEBUG)
+    registry = make_registry(make_failing())
+    handle = registry.get_or_create("failing", ["k"])
+    with pytest.raises(RivetError) as caught:
+        handle.add(1, "one")  # 1 + "one": a TypeError inside the action's body
+    assert (caught.value.group, caught.value.code) == ("core", "internal_error")
+    assert_logged_once_with_traceback(caplog, "action 'add'", handle.resolve(), TypeError)
+
+
+def test_an_action_called_with_the_wrong_arguments_is_the_clients_error_and_one_info_line(
     virtual_clock, make_registry, caplog
 ):
     caplog.set_level(logging.DEBUG)
     registry = make_registry(make_failing())
     handle = registry.get_or_create("failing", ["k"])
     with pytest.raises(RivetError) as caught:
-        handle.add(1)
-    assert (caught.value.group, caught.value.code) == ("core", "internal_error")
-    assert_logged_once_with_traceback(caplog, "action 'add'", handle.resolve(), TypeError)
+        handle.add(1)  # add(c, a, b) cannot take one argument: refused before it runs (rivetgreen.actor.actions)
+    assert (caught.value.group, caught.value.code) == ("actor", "invalid_request")
+    records = [r for r in caplog.records if "action 'add'" in r.getMessage()]
+    assert len(records) == 1, [r.getMessage() for r in caplog.records]
+    assert records[0].levelno == logging.INFO and records[0].exc_info is None
+    assert "actor/invalid_request" in records[0].getMessage() and handle.resolve() in records[0].getMessage()
 
 
 def test_a_user_error_is_one_info_line_without_traceback(virtual_clock, make_registry, caplog):
@@ -126,7 +139,7 @@ def test_a_scheduled_action_that_raises_is_logged_once(virtual_clock, make_regis
 
     @definition.action
     def plan(c):
-        c.schedule.after(1, "add", 1)  # one argument short
+        c.schedule.after(1, "add", 1, "one")  # 1 + "one" raises inside the action
 
     registry = make_registry(definition)
     handle = registry.get_or_create("failing", ["k"])
