@@ -75,7 +75,7 @@ ALL_KINDS = (
 )
 
 
-def abort(greenlets: Sequence[gevent.Greenlet]) -> list[gevent.Greenlet]:
+def abort(greenlets: Sequence[gevent.Greenlet[..., Any]]) -> list[gevent.Greenlet[..., Any]]:
     """Raise :class:`ActorAborted` in every greenlet and wait at most :data:`ABANDON_AFTER` clock seconds for them
     to end; returns those still running (they caught the abort)."""
     running = [greenlet for greenlet in greenlets if not greenlet.dead]
@@ -83,14 +83,14 @@ def abort(greenlets: Sequence[gevent.Greenlet]) -> list[gevent.Greenlet]:
     return wait_ended(running, clock.monotonic() + ABANDON_AFTER)
 
 
-def wait_ended(greenlets: Sequence[gevent.Greenlet], deadline: float) -> list[gevent.Greenlet]:
+def wait_ended(greenlets: Sequence[gevent.Greenlet[..., Any]], deadline: float) -> list[gevent.Greenlet[..., Any]]:
     """Wait until every greenlet has ended or the clock reaches ``deadline``; returns those still running."""
     running = [greenlet for greenlet in greenlets if not greenlet.dead]
     if not running:
         return []
     all_ended = gevent.event.Event()
 
-    def one_ended(_: gevent.Greenlet) -> None:
+    def one_ended(_: gevent.Greenlet[..., Any]) -> None:
         if all(greenlet.dead for greenlet in running):
             all_ended.set()
 
