@@ -25,8 +25,6 @@ HOOKS = (
 
 _UNSET: Any = object()
 
-HookFunction = TypeVar("HookFunction", bound="Callable[..., Any]")
-
 # The decorators return the function they were given, typed as it was (as temporalio's do): each hook's type
 # variable is bound to the signature the runtime calls it with. ``object`` returns: the result is ignored.
 ActionFunction = TypeVar("ActionFunction", bound="Callable[Concatenate[ActorContext, ...], Any]")
@@ -40,6 +38,7 @@ RequestHook = TypeVar("RequestHook", bound="Callable[[ActorContext, Request], ob
 WebSocketHook = TypeVar("WebSocketHook", bound="Callable[[ActorContext, Any, Request], object]")
 SubscribeGate = TypeVar("SubscribeGate", bound="Callable[[ActorContext, Conn, str], bool]")
 PublishGate = TypeVar("PublishGate", bound="Callable[[ActorContext, str], bool]")
+HookFunction = TypeVar("HookFunction", bound="Callable[..., Any]")  # any of the above, as registered
 
 
 class ActorDefinition:
