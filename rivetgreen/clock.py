@@ -36,7 +36,7 @@ class RealClock:
             waitable.wait()
         else:
             waitable.wait(max(0.0, deadline - time.monotonic()))
-        return waitable.ready()
+        return bool(waitable.ready())
 
     def sleep(self, seconds: float) -> None:
         gevent.sleep(max(0.0, seconds))
@@ -58,8 +58,9 @@ class VirtualClock:
         self._elapsed = 0.0
         self._timers: list[tuple[float, int, _Timer]] = []
         self._sequence = itertools.count()
-        self._freezer = None
-        self._frozen = None
+        # freezegun's objects; freezegun is imported only when a test freezes time.
+        self._freezer: Any = None
+        self._frozen: Any = None
         self._background_jobs = 0
         self._jobs_done = gevent.event.Event()
         self._jobs_done.set()
@@ -100,7 +101,7 @@ class VirtualClock:
             gevent.wait([waitable, timer.event], count=1)
         finally:
             timer.event.set()  # a fired or abandoned timer is skipped by advance()
-        return waitable.ready()
+        return bool(waitable.ready())
 
     def sleep(self, seconds: float) -> None:
         self.wait(gevent.event.Event(), self._elapsed + max(0.0, seconds))

@@ -7,12 +7,10 @@ import inspect
 import logging
 from typing import TYPE_CHECKING, Any
 
-import gevent
-
 from rivetgreen import clock, errors
 from rivetgreen.actor.calls import call_with_timeout
 from rivetgreen.actor.lifecycle import Dispatch
-from rivetgreen.actor.work import WorkKind
+from rivetgreen.actor.work import WorkKind, serve_connection
 
 if TYPE_CHECKING:
     from rivetgreen.actor.task import ActorTask
@@ -66,7 +64,7 @@ def action_call(name: str, args: list[Any], params: Any = None) -> Dispatch:
 
     def handle(task: ActorTask) -> None:
         conn = task.conns.connect(params)
-        gevent.getcurrent().conn = conn
+        serve_connection(conn)
         try:
             item.reply.send(run_action(task, name, args))
         finally:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 import gevent
 
@@ -204,7 +204,7 @@ class ConnectionManager:
     def hibernate_all(self) -> list[tuple[HibernatedConnection, HibernatableTransport]]:
         """Take every hibernatable connection out of this generation, without ``on_disconnect``: their records
         and live transports. A connection whose state cannot be stored is disconnected instead."""
-        taken = []
+        taken: list[tuple[HibernatedConnection, HibernatableTransport]] = []
         for conn in [c for c in self.conns.values() if c.is_hibernatable and c.transport is not None]:
             try:
                 record = HibernatedConnection(
@@ -215,7 +215,8 @@ class ConnectionManager:
                 self.disconnect(conn, "actor stopping")
                 continue
             self.conns.pop(conn.id, None)
-            taken.append((record, conn.transport))
+            # connect()'s contract: a hibernatable connection's transport is a HibernatableTransport.
+            taken.append((record, cast(HibernatableTransport, conn.transport)))
         return taken
 
     def restore(self, record: HibernatedConnection, transport: HibernatableTransport) -> Conn:

@@ -162,17 +162,17 @@ class ActorContext:
         """Set when shutdown begins; wait on it to stop with the actor."""
         return self._task.abort_event
 
-    def keep_awake(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
+    def keep_awake(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet[..., Any]:
         """Run ``function`` in the background; the actor does not sleep until it ends. Returns its greenlet."""
         return self._spawn(WorkKind.KEEP_AWAKE, "keep_awake", function, args, kwargs)
 
-    def wait_until(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet:
+    def wait_until(self, function: Callable[..., Any], *args: Any, **kwargs: Any) -> gevent.Greenlet[..., Any]:
         """Run ``function`` in the background; it may not keep the actor awake, but shutdown waits for it."""
         return self._spawn(WorkKind.WAIT_UNTIL, "wait_until", function, args, kwargs)
 
     def _spawn(
         self, kind: WorkKind, api: str, function: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]
-    ) -> gevent.Greenlet:
+    ) -> gevent.Greenlet[..., Any]:
         label = f"{api} work {getattr(function, '__name__', function)!r}"
         task = self._task
 

@@ -71,7 +71,7 @@ class ActorQueue:
         self._task = task
         self._changed = gevent.event.Event()
         self._delivered: set[int] = set()  # completable messages handed out and not completed yet
-        self._completions: dict[int, gevent.event.AsyncResult] = {}
+        self._completions: dict[int, gevent.event.AsyncResult[Any]] = {}
         # Stored messages, for metrics: unknown (None) until the queue is first used or scraped, then kept up to
         # date here. Not counted at startup: that read alone keeps another SQLite page cached per awake actor.
         self.depth: int | None = None
@@ -85,14 +85,14 @@ class ActorQueue:
     def enqueue_and_wait(self, name: str, body: Any = None, timeout: float | None = None) -> Any:
         """Send a message and block until a receiver completes it; returns the response.
         ``queue/timed_out`` after ``timeout`` seconds (the message stays queued)."""
-        result = gevent.event.AsyncResult()
+        result: gevent.event.AsyncResult[Any] = gevent.event.AsyncResult()
         row = self._insert(name, body, result)
         if not clock.wait_timeout(result, timeout):
             self._completions.pop(row.id, None)
             raise queue_error("timed_out", f"Message {row.id} was not completed within {timeout} s.")
         return result.get()
 
-    def _insert(self, name: str, body: Any, waiter: gevent.event.AsyncResult | None = None) -> QueueRow:
+    def _insert(self, name: str, body: Any, waiter: gevent.event.AsyncResult[Any] | None = None) -> QueueRow:
         if not isinstance(name, str) or not name:
             raise queue_error("message_invalid", f"A queue name must be a non-empty string, not {name!r}.")
         options = self._task.options

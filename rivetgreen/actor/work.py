@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import gevent
 import gevent.event
@@ -37,6 +37,16 @@ class WorkKind:
     counting by kind on the hot path costs no hashing in Python)."""
 
     __slots__ = ("name", "policy")
+
+    ACTION: ClassVar[WorkKind]
+    KEEP_AWAKE: ClassVar[WorkKind]
+    SCHEDULED_ACTION: ClassVar[WorkKind]
+    WAIT_UNTIL: ClassVar[WorkKind]
+    HTTP_REQUEST: ClassVar[WorkKind]
+    WEBSOCKET_CALLBACK: ClassVar[WorkKind]
+    DISCONNECT_CALLBACK: ClassVar[WorkKind]
+    SHUTDOWN_HOOK: ClassVar[WorkKind]
+    STATE_CHANGE: ClassVar[WorkKind]
 
     def __init__(self, name: str, policy: WorkPolicy) -> None:
         self.name = name
@@ -65,7 +75,7 @@ ALL_KINDS = (
 )
 
 
-def abort(greenlets: Sequence[gevent.Greenlet]) -> list[gevent.Greenlet]:
+def abort(greenlets: Sequence[gevent.Greenlet[..., Any]]) -> list[gevent.Greenlet[..., Any]]:
     """Raise :class:`ActorAborted` in every greenlet and wait at most :data:`ABANDON_AFTER` clock seconds for them
     to end; returns those still running (they caught the abort)."""
     running = [greenlet for greenlet in greenlets if not greenlet.dead]
@@ -73,14 +83,14 @@ def abort(greenlets: Sequence[gevent.Greenlet]) -> list[gevent.Greenlet]:
     return wait_ended(running, clock.monotonic() + ABANDON_AFTER)
 
 
-def wait_ended(greenlets: Sequence[gevent.Greenlet], deadline: float) -> list[gevent.Greenlet]:
+def wait_ended(greenlets: Sequence[gevent.Greenlet[..., Any]], deadline: float) -> list[gevent.Greenlet[..., Any]]:
     """Wait until every greenlet has ended or the clock reaches ``deadline``; returns those still running."""
     running = [greenlet for greenlet in greenlets if not greenlet.dead]
     if not running:
         return []
     all_ended = gevent.event.Event()
 
-    def one_ended(_: gevent.Greenlet) -> None:
+    def one_ended(_: gevent.Greenlet[..., Any]) -> None:
         if all(greenlet.dead for greenlet in running):
             all_ended.set()
 
@@ -106,6 +116,12 @@ class WorkGreenlet(gevent.Greenlet):
         self.conn = conn
         self.label = label
         self.reply = reply
+
+
+def serve_connection(conn: Any) -> None:
+    """Make ``conn`` the connection the running work serves (what ``c.conn`` returns)."""
+    current: Any = gevent.getcurrent()  # normally a WorkGreenlet; c.conn reads the attribute of any greenlet
+    current.conn = conn
 
 
 class WorkRefused(Exception):

@@ -49,7 +49,7 @@ class _Call:
 
     name: str
     frame: bytes | str
-    result: gevent.event.AsyncResult = field(default_factory=gevent.event.AsyncResult)
+    result: gevent.event.AsyncResult[Any] = field(default_factory=gevent.event.AsyncResult)
     sent: bool = False
 
 
@@ -231,7 +231,7 @@ class ActorConnection:
                     return
                 if was_connected:
                     failures, backoff = 0, FIRST_OPEN_BACKOFF
-                    self._fail_calls(lambda error=error: _copy(error), sent_only=True)
+                    self._fail_calls(functools.partial(_copy, error), sent_only=True)
                     if error.group != "client":
                         self._emit("error", _copy(error))
                     self._emit("close")

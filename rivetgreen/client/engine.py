@@ -53,6 +53,7 @@ class EngineApi:
 
     def get_actor_by_key(self, endpoint: Endpoint, name: str, key: list[str], timeout: float) -> dict[str, Any]:
         """``GET /actors?name=&key=``; ``actor/not_found`` when there is none."""
+        actors: list[dict[str, Any]]
         try:
             actors = self.call(endpoint, "GET", "/actors", timeout,
                                {"name": name, "key": serialize_key(key)}).get("actors") or []
@@ -72,7 +73,8 @@ class EngineApi:
     ) -> dict[str, Any]:
         """``PUT /actors``; the ``actor`` object of the reply."""
         body = _creation_body(name, key, has_input, create_input, pool)
-        return self.call(endpoint, "PUT", "/actors", timeout, body=body)["actor"]
+        actor: dict[str, Any] = self.call(endpoint, "PUT", "/actors", timeout, body=body)["actor"]
+        return actor
 
     def create_actor(
         self, endpoint: Endpoint, name: str, key: list[str], has_input: bool, create_input: Any, timeout: float,
@@ -80,7 +82,8 @@ class EngineApi:
     ) -> dict[str, Any]:
         """``POST /actors`` (``actor/duplicate_key`` if the key is taken); the ``actor`` object of the reply."""
         body = _creation_body(name, key, has_input, create_input, pool)
-        return self.call(endpoint, "POST", "/actors", timeout, body=body)["actor"]
+        actor: dict[str, Any] = self.call(endpoint, "POST", "/actors", timeout, body=body)["actor"]
+        return actor
 
 
 def _creation_body(name: str, key: list[str], has_input: bool, create_input: Any, pool: str) -> dict[str, Any]:

@@ -145,7 +145,8 @@ class ActorHandle:
                                                       target.input, limit, client.pool)
         else:
             actor = client.engine.get_actor_by_key(endpoint, target.name, list(target.key), limit)
-        return actor["actor_id"]
+        actor_id: str = actor["actor_id"]
+        return actor_id
 
     def gateway_url(self) -> str:
         """The gateway prefix of this actor, without a path."""

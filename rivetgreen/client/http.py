@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,8 @@ _STALE_CONNECTION_ERRORS = (http.client.RemoteDisconnected, BrokenPipeError, Con
 class GreenHTTPConnection(http.client.HTTPConnection):
     """``http.client.HTTPConnection`` whose socket is a gevent socket."""
 
+    source_address: tuple[str, int] | None  # set by http.client.HTTPConnection; its stubs omit it
+
     def connect(self) -> None:
         self.sock = gevent.socket.create_connection((self.host, self.port), self.timeout, self.source_address)
         self.sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_NODELAY, 1)
@@ -37,6 +40,9 @@ class GreenHTTPConnection(http.client.HTTPConnection):
 
 class GreenHTTPSConnection(http.client.HTTPSConnection):
     """``http.client.HTTPSConnection`` on a gevent socket, wrapped with gevent's SSL."""
+
+    source_address: tuple[str, int] | None  # set by http.client, as _context is; its stubs omit both
+    _context: ssl.SSLContext
 
     def __init__(self, host: str, port: int | None = None, timeout: float | None = None) -> None:
         super().__init__(host, port, timeout=timeout, context=gevent.ssl.create_default_context())

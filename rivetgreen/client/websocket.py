@@ -137,7 +137,8 @@ class WebSocket:
         if item is _CLOSED:
             self._messages.put(_CLOSED)  # every later receive() returns None too
             return None
-        return item
+        message: str | bytes = item
+        return message
 
     def close(self, code: int = 1000, reason: str = "", timeout: float = 5.0) -> None:
         """Start the closing handshake and wait (at most ``timeout`` s) for the server's answer."""

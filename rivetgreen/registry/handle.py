@@ -68,11 +68,11 @@ class ActorHandle:
         assert self._name is not None and self._key is not None
         if self._create:
             create_input = None if self._create_input is None else encode(self._create_input)
-            record, _ = engine.get_or_create(self._name, self._key, create_input)
-        else:
-            record = engine.get(self._name, self._key)
-            if record is None:
-                raise errors.actor_not_found_by_key(self._name, self._key)
+            created, _ = engine.get_or_create(self._name, self._key, create_input)
+            return created.actor_id
+        record = engine.get(self._name, self._key)
+        if record is None:
+            raise errors.actor_not_found_by_key(self._name, self._key)
         return record.actor_id
 
     def action(self, name: str, *args: Any, params: Any = None) -> Any:

@@ -19,7 +19,7 @@ import gevent
 from rivetgreen import __version__, errors, inspector
 from rivetgreen.actor.actions import action_call, connection_action, open_connection, subscription_check
 from rivetgreen.actor.lifecycle import Dispatch
-from rivetgreen.actor.work import WorkKind
+from rivetgreen.actor.work import WorkKind, serve_connection
 from rivetgreen.encoding import client_protocol as protocol
 from rivetgreen.encoding.actor_key import key_header
 from rivetgreen.encoding.untrusted import parse_json
@@ -133,7 +133,7 @@ class ActorRouter:
         def make_item() -> Dispatch:
             def handle(task: ActorTask) -> None:
                 conn = task.conns.connect(params)
-                gevent.getcurrent().conn = conn
+                serve_connection(conn)
                 try:
                     item.reply.send(publish(task, name, message.body, message.wait, timeout))
                 finally:
@@ -159,7 +159,7 @@ class ActorRouter:
                     item.reply.send(Response(b"", status=404))
                     return
                 conn = task.conns.connect(params)
-                gevent.getcurrent().conn = conn
+                serve_connection(conn)
                 try:
                     item.reply.send(as_response(hook(task.ctx, inner)))
                 finally:
@@ -168,7 +168,8 @@ class ActorRouter:
             item = Dispatch(WorkKind.HTTP_REQUEST, handle)
             return item
 
-        return self._perform(actor_id, make_item, served)
+        response: Response = self._perform(actor_id, make_item, served)
+        return response
 
     def _framework_route(self, actor_id: str, request: Request) -> Response:
         routes: dict[str, Callable[[], Response]] = {
@@ -484,7 +485,7 @@ def serve_raw_websocket(router: ActorRouter, actor_id: str, request: Request, ws
             if hook is None:
                 raise errors.actor_error("not_found", "This actor has no on_websocket handler.")
             conn = socket.attach(task, params)
-            gevent.getcurrent().conn = conn
+            serve_connection(conn)
             try:
                 hook(task.ctx, socket, request)
             finally:
@@ -504,6 +505,7 @@ def serve_raw_websocket(router: ActorRouter, actor_id: str, request: Request, ws
         if not socket.hibernating:
             return
         if not ws.wait_message():  # asleep: the client's next message wakes the actor
+            assert socket.conn_id is not None  # attach() named the connection before the socket could hibernate
             router.engine.forget_connection(actor_id, socket.conn_id)
             return
 

@@ -39,7 +39,7 @@ def serve(app: Any, host: str = "127.0.0.1", port: int = 6420, settings: HostSet
     if token:
         prefix = getattr(rivet_host, "url_prefix", None) or ""
         log.info("inspector: http://%s:%s%s/inspector/?token=%s", host, server.server_port, prefix, token)
-    received = gevent.event.AsyncResult()  # the first stop signal's name
+    received: gevent.event.AsyncResult[str] = gevent.event.AsyncResult()  # the first stop signal's name
     # gevent's handlers run in a greenlet, so the shutdown below may block on actors (Python's own SIGINT handler
     # would raise KeyboardInterrupt wherever the main greenlet happens to be).
     handlers = [
