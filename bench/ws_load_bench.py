@@ -46,6 +46,7 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
 import gevent
 from rivetgreen import actor, setup
 from rivetgreen.server.serve import make_server
+from rivetgreen.settings import HostSettings
 fanout = actor("fanout")
 @fanout.action
 def ready(c):
@@ -76,7 +77,10 @@ def longest_stalls(c):
     longest = list(stalls)
     stalls[:] = [0.0, 0.0]
     return longest
-server = make_server(setup(fanout, other, data_dir=sys.argv[1]).flask_app(), "127.0.0.1", 0)
+# The default connection limit is half the open-file limit (10,000 here), too few for 10,000 WebSockets and the
+# probes: leave 1,024 descriptors for everything else.
+settings = HostSettings(max_connections=hard - 1024)
+server = make_server(setup(fanout, other, data_dir=sys.argv[1]).flask_app(), "127.0.0.1", 0, settings)
 print(server.server_port, flush=True)
 server.serve_forever()
 """
