@@ -281,3 +281,18 @@ def test_stop_drains_the_actors_then_leaves(envoy: Envoy) -> None:
     assert not envoy.connection.connected
     wait_for(lambda: not envoy.listed(), 10, "the envoy to leave GET /envoys")
     wait_for(lambda: envoy.actor(actor_id).get("connectable_ts") is None, 10, "the actor to stop")
+
+
+def test_a_second_connection_with_the_same_key_evicts_the_first(envoy: Envoy, fast_engine: RunningEngine) -> None:
+    intruder = EnvoyConnection(settings_for(fast_engine.endpoint, envoy.pool), ActorHost(),
+                               envoy_key=envoy.connection.envoy_key)
+    intruder.start()
+    try:
+        assert intruder.wait_ready(30)
+        # The first is told at once that its actors are no longer its own, and stays away.
+        wait_for(lambda: envoy.host.lost, 10, "on_lost after the eviction")
+        assert envoy.connection.evicted and envoy.connection.close_reason.startswith("ws.eviction")
+        assert envoy.host.lost == 1 and len(envoy.sockets) == 1
+        assert intruder.connected and intruder.connections == 1
+    finally:
+        intruder.stop(5.0)
