@@ -424,3 +424,20 @@ def test_tunnel_messages_reach_the_handler_in_order_while_commands_wait(
     socket.deliver(*messages)
     virtual_clock.settle()
     assert handler.tunnel == messages
+
+
+def test_a_new_generation_retires_the_events_of_the_previous_ones(
+    connection: EnvoyConnection, engine: FakeEngine, virtual_clock: VirtualClock
+) -> None:
+    # The engine acknowledges events only in batches of 250 per generation, so short generations never are.
+    socket = connect(engine, virtual_clock)
+    socket.deliver(commands((1, 1, START)))
+    virtual_clock.settle()
+    connection.send_event(ACTOR, 1, RUNNING)
+    connection.send_event(ACTOR, 1, STOPPED)
+    connection.send_event("actor-2", 1, RUNNING)
+    socket.deliver(commands((2, 1, START)))
+    virtual_clock.settle()
+    assert [(each.checkpoint.actor_id, each.checkpoint.generation) for each in connection.unacknowledged_events()] \
+        == [("actor-2", 1)]
+    assert connection.send_event(ACTOR, 2, RUNNING).index == 0

@@ -161,6 +161,15 @@ class EventLog:
         for key in covered:
             del self._unacknowledged[key]
 
+    def forget_before(self, actor_id: str, generation: int) -> None:
+        """Drop the actor's events of generations before ``generation``: the engine starts a generation only once it
+        is done with the previous one, and acknowledges events only every 250 of a generation (pegboard's
+        ``EVENT_ACK_BATCH_SIZE``), so without this a host would keep every short generation's events forever."""
+        for key in [key for key in self._unacknowledged if key[0] == actor_id and key[1] < generation]:
+            del self._unacknowledged[key]
+        for key in [key for key in self._next_index if key[0] == actor_id and key[1] < generation]:
+            del self._next_index[key]
+
     def unacknowledged(self) -> list[EventWrapper]:
         """In the order they were sent."""
         return list(self._unacknowledged.values())
@@ -453,7 +462,10 @@ class EnvoyConnection:
 
     def _apply(self, checkpoint: ActorCheckpoint, command: Command) -> None:
         if isinstance(command, CommandStartActor):
-            self._active.add((checkpoint.actor_id, checkpoint.generation))
+            actor_id, generation = checkpoint.actor_id, checkpoint.generation
+            self._events.forget_before(actor_id, generation)
+            self._active = {key for key in self._active if key[0] != actor_id or key[1] > generation}
+            self._active.add((actor_id, generation))
             self._drained.clear()
         try:
             self.handler.on_command(checkpoint, command)
