@@ -271,7 +271,7 @@ def test_events_are_kept_until_acknowledged_and_resent_after_a_reconnect(
     resent = second.sent[1]
     assert isinstance(resent, ToRivetEvents)
     assert [(each.checkpoint.actor_id, each.checkpoint.index) for each in resent.events] == [
-        (ACTOR, 1), ("actor-2", 0), (ACTOR, 2)]
+        (ACTOR, 1), (ACTOR, 2), ("actor-2", 0)]
     assert [each.checkpoint for each in connection.unacknowledged_events()] == [
         each.checkpoint for each in resent.events]
 
@@ -441,3 +441,16 @@ def test_a_new_generation_retires_the_events_of_the_previous_ones(
     assert [(each.checkpoint.actor_id, each.checkpoint.generation) for each in connection.unacknowledged_events()] \
         == [("actor-2", 1)]
     assert connection.send_event(ACTOR, 2, RUNNING).index == 0
+
+
+def test_a_command_of_a_generation_before_a_started_one_is_stale(
+    connection: EnvoyConnection, engine: FakeEngine, handler: RecordingHandler, virtual_clock: VirtualClock
+) -> None:
+    socket = connect(engine, virtual_clock)
+    socket.deliver(commands((1, 1, START), (1, 2, STOP), (2, 1, START)))
+    virtual_clock.settle()
+    # Generation 1 is finished once generation 2 started: a late replay of its commands changes nothing.
+    socket.deliver(commands((1, 1, START), (1, 2, STOP), (2, 1, START), (2, 2, STOP)))
+    virtual_clock.settle()
+    applied = [(checkpoint.generation, checkpoint.index) for checkpoint, _ in handler.commands]
+    assert applied == [(1, 1), (1, 2), (2, 1), (2, 2)]

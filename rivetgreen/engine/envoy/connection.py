@@ -127,52 +127,69 @@ def open_websocket(url: str, subprotocols: list[str]) -> WebSocket:
 
 
 class CommandLog:
-    """The last command index applied per (actor, generation): a replayed command is recognised and skipped."""
+    """The last command index applied per (actor, generation): a replayed command is recognised and skipped.
+
+    The engine sends an actor's commands in generation order (it stops one generation before it starts the next),
+    so once a generation has started, the earlier ones are finished: their entries are dropped and any command of
+    theirs is stale. A long-running host then keeps one small entry per actor, not one per generation."""
 
     def __init__(self) -> None:
-        self._applied: dict[tuple[str, int], int] = {}
+        self._applied: dict[str, dict[int, int]] = {}  # actor -> generation -> last index applied
+        self._first_live_generation: dict[str, int] = {}
 
     def is_new(self, checkpoint: ActorCheckpoint) -> bool:
-        return checkpoint.index > self._applied.get((checkpoint.actor_id, checkpoint.generation), 0)
+        if checkpoint.generation < self._first_live_generation.get(checkpoint.actor_id, 0):
+            return False
+        return checkpoint.index > self._applied.get(checkpoint.actor_id, {}).get(checkpoint.generation, 0)
 
-    def record(self, checkpoint: ActorCheckpoint) -> None:
-        self._applied[(checkpoint.actor_id, checkpoint.generation)] = checkpoint.index
+    def record(self, checkpoint: ActorCheckpoint, command: Command) -> None:
+        generations = self._applied.setdefault(checkpoint.actor_id, {})
+        generations[checkpoint.generation] = checkpoint.index
+        if isinstance(command, CommandStartActor):
+            self._first_live_generation[checkpoint.actor_id] = checkpoint.generation
+            for finished in [generation for generation in generations if generation < checkpoint.generation]:
+                del generations[finished]
 
 
 class EventLog:
-    """Events numbered per (actor, generation) from 0, kept until an ``AckEvents`` covers them."""
+    """Events numbered per (actor, generation) from 0, kept until an ``AckEvents`` covers them.
+
+    The engine acknowledges only every 250 events of a generation (pegboard's ``EVENT_ACK_BATCH_SIZE``), so a short
+    generation's events are dropped instead once the actor's next generation starts: the engine starts it only when
+    it is done with the previous one."""
 
     def __init__(self) -> None:
         self._next_index: dict[tuple[str, int], int] = {}
-        self._unacknowledged: dict[tuple[str, int, int], EventWrapper] = {}
+        self._unacknowledged: dict[tuple[str, int], list[EventWrapper]] = {}
+        self._generations: dict[str, set[int]] = {}  # actor -> generations with events
 
     def append(self, actor_id: str, generation: int, event: Event) -> EventWrapper:
         index = self._next_index.get((actor_id, generation), 0)
         self._next_index[(actor_id, generation)] = index + 1
+        self._generations.setdefault(actor_id, set()).add(generation)
         wrapper = EventWrapper(checkpoint=ActorCheckpoint(actor_id=actor_id, generation=generation, index=index),
                                inner=event)
-        self._unacknowledged[(actor_id, generation, index)] = wrapper
+        self._unacknowledged.setdefault((actor_id, generation), []).append(wrapper)
         return wrapper
 
     def acknowledge(self, checkpoint: ActorCheckpoint) -> None:
         """Drop every event of that generation up to and including its index."""
-        covered = [key for key in self._unacknowledged
-                   if key[:2] == (checkpoint.actor_id, checkpoint.generation) and key[2] <= checkpoint.index]
-        for key in covered:
-            del self._unacknowledged[key]
+        key = (checkpoint.actor_id, checkpoint.generation)
+        if key in self._unacknowledged:
+            self._unacknowledged[key] = [each for each in self._unacknowledged[key]
+                                         if each.checkpoint.index > checkpoint.index]
 
     def forget_before(self, actor_id: str, generation: int) -> None:
-        """Drop the actor's events of generations before ``generation``: the engine starts a generation only once it
-        is done with the previous one, and acknowledges events only every 250 of a generation (pegboard's
-        ``EVENT_ACK_BATCH_SIZE``), so without this a host would keep every short generation's events forever."""
-        for key in [key for key in self._unacknowledged if key[0] == actor_id and key[1] < generation]:
-            del self._unacknowledged[key]
-        for key in [key for key in self._next_index if key[0] == actor_id and key[1] < generation]:
-            del self._next_index[key]
+        """Drop the actor's events of the generations before ``generation``."""
+        generations = self._generations.get(actor_id, set())
+        for finished in [each for each in generations if each < generation]:
+            generations.discard(finished)
+            self._unacknowledged.pop((actor_id, finished), None)
+            self._next_index.pop((actor_id, finished), None)
 
     def unacknowledged(self) -> list[EventWrapper]:
-        """In the order they were sent."""
-        return list(self._unacknowledged.values())
+        """Each generation's in the order they were sent."""
+        return [wrapper for wrappers in self._unacknowledged.values() for wrapper in wrappers]
 
 
 class _Session:
@@ -239,7 +256,7 @@ class EnvoyConnection:
         self._stopped = gevent.event.Event()
         self._commands = CommandLog()
         self._events = EventLog()
-        self._active: set[tuple[str, int]] = set()  # generations started and not yet reported stopped
+        self._active: dict[str, set[int]] = {}  # actor -> generations started and not yet reported stopped
         self._drained = gevent.event.Event()
         self._drained.set()
         self._command_queue: gevent.queue.Queue[CommandWrapper] = gevent.queue.Queue()
@@ -292,7 +309,10 @@ class EnvoyConnection:
         again after a reconnect; its checkpoint is returned."""
         wrapper = self._events.append(actor_id, generation, event)
         if isinstance(event, EventActorStateUpdate) and isinstance(event.state, ActorStateStopped):
-            self._active.discard((actor_id, generation))
+            generations = self._active.get(actor_id, set())
+            generations.discard(generation)
+            if not generations:
+                self._active.pop(actor_id, None)
             if not self._active:
                 self._drained.set()
         self._send(ToRivetEvents(events=[wrapper]))
@@ -452,7 +472,7 @@ class EnvoyConnection:
             checkpoint = wrapper.checkpoint
             if self._commands.is_new(checkpoint):
                 self._apply(checkpoint, wrapper.inner)
-                self._commands.record(checkpoint)
+                self._commands.record(checkpoint, wrapper.inner)
             key = (checkpoint.actor_id, checkpoint.generation)
             if key not in processed or processed[key].index < checkpoint.index:
                 processed[key] = checkpoint
@@ -464,8 +484,9 @@ class EnvoyConnection:
         if isinstance(command, CommandStartActor):
             actor_id, generation = checkpoint.actor_id, checkpoint.generation
             self._events.forget_before(actor_id, generation)
-            self._active = {key for key in self._active if key[0] != actor_id or key[1] > generation}
-            self._active.add((actor_id, generation))
+            # Earlier generations are finished for the engine: a drain does not wait for them.
+            self._active[actor_id] = {each for each in self._active.get(actor_id, set()) if each > generation}
+            self._active[actor_id].add(generation)
             self._drained.clear()
         try:
             self.handler.on_command(checkpoint, command)
