@@ -296,3 +296,24 @@ def test_a_second_connection_with_the_same_key_evicts_the_first(envoy: Envoy, fa
         assert intruder.connected and intruder.connections == 1
     finally:
         intruder.stop(5.0)
+
+
+def test_a_host_started_before_its_pool_exists_connects_once_it_does(fast_engine: RunningEngine) -> None:
+    pool = f"envoy-test-{next(pools)}"
+    attempts: list[str] = []
+
+    def open_socket(url: str, subprotocols: list[str]) -> Any:
+        attempts.append(url)
+        return open_websocket(url, subprotocols)
+
+    connection = EnvoyConnection(settings_for(fast_engine.endpoint, pool), ActorHost(),
+                                 backoff=Backoff(initial=0.05, maximum=0.2), open_socket=open_socket)
+    connection.start()
+    try:
+        wait_for(lambda: len(attempts) >= 3, 20, "retries")
+        assert not connection.connected
+        assert connection.close_reason.startswith("ws.no_runner_config")
+        ensure_pool(settings_for(fast_engine.endpoint, pool))
+        assert connection.wait_ready(30)
+    finally:
+        connection.stop(5.0)

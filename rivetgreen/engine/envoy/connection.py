@@ -27,6 +27,7 @@ import gevent.event
 import gevent.queue
 
 from rivetgreen import clock
+from rivetgreen.client.errors import parse_close_reason
 from rivetgreen.client.urls import combine_url_path
 from rivetgreen.client.websocket import WebSocket
 from rivetgreen.encoding.envoy import PROTOCOL_VERSION, decode_to_envoy, encode_to_rivet
@@ -206,8 +207,8 @@ class _Session:
     def finish(self, code: int, reason: str, timeout: float) -> None:
         """Close after every frame queued so far is written (at most ``timeout`` seconds)."""
         self.outbox.put((code, reason))
-        if not self.writer.join(timeout) and not self.writer.dead:
-            self.writer.kill(block=False)
+        self.writer.join(timeout)
+        self.writer.kill(block=False)  # still writing after the timeout: the peer does not read
         self.socket.close(code, reason)
 
     def _write_loop(self) -> None:
@@ -253,7 +254,6 @@ class EnvoyConnection:
         self._session: _Session | None = None
         self._connected = gevent.event.Event()
         self._stopping = False
-        self._stopped = gevent.event.Event()
         self._commands = CommandLog()
         self._events = EventLog()
         self._active: dict[str, set[int]] = {}  # actor -> generations started and not yet reported stopped
@@ -287,7 +287,8 @@ class EnvoyConnection:
 
     def stop(self, timeout: float = 30.0) -> bool:
         """Drain: tell the engine this host is stopping (it then stops every actor here with ``GoingAway``), wait
-        at most ``timeout`` seconds until every started actor was reported stopped, then close. Whether it drained."""
+        at most ``timeout`` seconds until every started actor was reported stopped, then close. Whether it drained.
+        Disconnected, it closes at once (the engine then reschedules the actors once this host is lost)."""
         self._stopping = True
         session = self._session if self.connected else None
         drained = True
@@ -300,7 +301,6 @@ class EnvoyConnection:
             self._lost_timer.kill(block=False)
         self._connected.clear()
         self._fail_waiters("The envoy connection was stopped.")
-        self._stopped.set()
         return drained
 
     # Sending ------------------------------------------------------------------------------------------------
@@ -410,7 +410,9 @@ class EnvoyConnection:
         session.writer.kill(block=False)
         session.socket.close()
         self.close_reason = getattr(session.socket, "close_reason", "") or ""
-        if not was_connected:
+        if not was_connected:  # refused after the upgrade: no pool, unknown namespace, bad token (§3.1)
+            log.warning("the Rivet Engine at %s closed the envoy socket before its Init: %s",
+                        self.settings.endpoint.url, self.close_reason or "no reason")
             return
         self._session = None
         self._connected.clear()
@@ -418,7 +420,7 @@ class EnvoyConnection:
         if self._stopping:
             return
         log.warning("envoy %s disconnected from the Rivet Engine: %s", self.envoy_key, self.close_reason or "closed")
-        if self.close_reason.startswith("ws.eviction"):
+        if (parse_close_reason(self.close_reason) or ())[:2] == ("ws", "eviction"):
             # Another connection took our key: the engine no longer sends us anything for these actors.
             self.evicted = True
             self._call_on_lost()
