@@ -212,16 +212,37 @@ def test_connects_gets_init_and_is_listed(envoy: Envoy) -> None:
     assert listed["pool_name"] == envoy.pool
 
 
+def pong_count(socket: RecordingSocket) -> int:
+    return sum(isinstance(message, ToRivetPong) for message in socket.sent)
+
+
 def test_stays_connected_past_the_ping_timeout(envoy: Envoy) -> None:
     socket = envoy.sockets[0]
     started = time.monotonic()
     # Every ping is answered with its own timestamp, well past the time the engine would wait for a pong.
     wait_for(lambda: time.monotonic() - started > 2 * PING_TIMEOUT / 1000, 2 * PING_TIMEOUT / 1000 + 5,
              "twice the ping timeout")
-    pongs = [message for message in socket.sent if isinstance(message, ToRivetPong)]
-    assert len(pongs) >= PING_TIMEOUT / PING_INTERVAL
+    assert pong_count(socket) >= PING_TIMEOUT / PING_INTERVAL
     assert envoy.connection.connected and envoy.connection.connections == 1 and len(envoy.sockets) == 1
     assert envoy.listed()
+
+
+def test_pings_are_answered_while_the_handler_is_stuck_on_a_command(envoy: Envoy) -> None:
+    envoy.host.gate = gevent.event.Event()
+    actor_id = envoy.create_actor()
+    wait_for(lambda: any(checkpoint.actor_id == actor_id for checkpoint, _ in envoy.sockets[0].commands()),
+             ENGINE_STALL_BOUND, "StartActor")
+    stuck_at, pongs_before = time.monotonic(), pong_count(envoy.sockets[0])
+    wait_for(lambda: time.monotonic() - stuck_at > 1.5 * PING_TIMEOUT / 1000, PING_TIMEOUT / 1000 + 5,
+             "one and a half ping timeouts")
+    assert envoy.host.commands == []  # still stuck
+    # The engine kept getting pongs on the same socket, and saw one recently.
+    assert pong_count(envoy.sockets[0]) - pongs_before >= PING_TIMEOUT / PING_INTERVAL
+    [listed] = envoy.listed()
+    assert time.time() * 1000 - listed["last_ping_ts"] < PING_TIMEOUT
+    assert envoy.connection.connections == 1 and len(envoy.sockets) == 1
+    envoy.host.gate.set()
+    wait_for(lambda: envoy.actor(actor_id).get("connectable_ts"), 30, "the actor to be ready")
 
 
 def test_an_actor_created_on_the_pool_starts_here_and_becomes_ready(envoy: Envoy) -> None:
