@@ -50,7 +50,7 @@ class WebSocket:
     ``client/timeout`` when nothing came."""
 
     def __init__(self, sock: Any, connection: WSConnection, subprotocol: str | None,
-                 default_timeout: float | None, initial_events: list[Event]) -> None:
+                 default_timeout: float | None, initial_events: list[Event], quickack: bool = False) -> None:
         self.subprotocol = subprotocol
         self.default_timeout = default_timeout
         self.close_code: int | None = None
@@ -62,6 +62,7 @@ class WebSocket:
         self._messages: gevent.queue.Queue[Any] = gevent.queue.Queue()
         self._closed = gevent.event.Event()
         self._assembler = MessageAssembler()
+        self._quickack = quickack
         self._reader = gevent.spawn(self._read_loop, initial_events)
 
     @classmethod
@@ -73,9 +74,11 @@ class WebSocket:
         headers: dict[str, str] | None = None,
         timeout: float = 60.0,
         default_timeout: float | None = None,
+        quickack: bool = False,
     ) -> WebSocket:
         """Open ``url`` (``http(s)://`` or ``ws(s)://``), offering ``subprotocols``. A refused upgrade raises
-        ``client/connection_open_failed`` with the HTTP status in its metadata."""
+        ``client/connection_open_failed`` with the HTTP status in its metadata. ``quickack`` re-arms TCP_QUICKACK
+        before every read, for peers that write without TCP_NODELAY (the engine's envoy socket)."""
         parts = urlsplit(url)
         secure = parts.scheme in ("https", "wss")
         host = parts.hostname or ""
@@ -107,7 +110,7 @@ class WebSocket:
             raise
         finally:
             deadline.close()
-        return cls(sock, connection, accepted.subprotocol, default_timeout, leftovers)
+        return cls(sock, connection, accepted.subprotocol, default_timeout, leftovers, quickack)
 
     # Public API -----------------------------------------------------------------------------------------------
     @property
@@ -162,6 +165,10 @@ class WebSocket:
                 self._handle(event)
             while not self._closed.is_set():
                 try:
+                    if self._quickack:
+                        # Linux clears QUICKACK after a while: a peer's second back-to-back frame would wait for
+                        # our delayed ACK (about 40 ms) unless it is re-armed before each read.
+                        self._sock.setsockopt(gevent.socket.IPPROTO_TCP, gevent.socket.TCP_QUICKACK, 1)
                     data = self._sock.recv(RECEIVE_SIZE)
                 except OSError:
                     data = b""
