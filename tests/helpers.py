@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from rivetgreen.encoding.cbor import decode
@@ -16,3 +20,27 @@ def stored_state(registry: Any, actor_id: str) -> Any:
         return decode(store.load().state)
     finally:
         store.close()
+
+
+def npm_install(prefix: Path, package: str, version: str) -> Path:
+    """``package@version`` installed under ``prefix/node_modules`` (a folder under the git-ignored ``.cache``) unless
+    that version is already there; returns the package's folder. Raises ``RuntimeError`` with npm's output when node
+    or npm is missing or the install fails."""
+    folder = prefix / "node_modules" / package
+    if installed_npm_version(folder) == version:
+        return folder
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        raise RuntimeError(f"node and npm are required to install {package}@{version} (sh tests/install-tools.sh)")
+    prefix.mkdir(parents=True, exist_ok=True)
+    completed = subprocess.run(
+        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"{package}@{version}"],
+        capture_output=True, text=True, timeout=600,
+    )
+    if completed.returncode != 0 or installed_npm_version(folder) != version:
+        raise RuntimeError(f"npm install {package}@{version} failed:\n{completed.stdout}\n{completed.stderr}")
+    return folder
+
+
+def installed_npm_version(folder: Path) -> str | None:
+    manifest = folder / "package.json"
+    return json.loads(manifest.read_text())["version"] if manifest.exists() else None

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import struct
 import subprocess
 from enum import Enum
@@ -31,6 +30,7 @@ from rivetgreen.encoding.envoy.codecs import (
 )
 from rivetgreen.encoding.envoy.schema import TO_ENVOY, TOP_LEVEL
 from rivetgreen.errors import RivetError
+from tests.helpers import npm_install
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE_DIR = ROOT / "tests" / "fixtures" / "envoy"
@@ -396,25 +396,13 @@ def test_random_bytes_decode_or_raise_only_rivet_errors(type_name, data):
 # The fixtures are what the npm package writes today ---------------------------------------------------------------
 
 
-def installed_package_version() -> str | None:
-    manifest = PACKAGE_PREFIX / "node_modules" / PACKAGE / "package.json"
-    return json.loads(manifest.read_text())["version"] if manifest.exists() else None
-
-
 @pytest.fixture(scope="session")
 def envoy_protocol_package() -> Path:
     """The install prefix of the npm package (installed on first use into .cache/, never committed)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are required to regenerate the envoy protocol fixtures")
-    if installed_package_version() != PACKAGE_VERSION:
-        PACKAGE_PREFIX.mkdir(parents=True, exist_ok=True)
-        completed = subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(PACKAGE_PREFIX),
-             f"{PACKAGE}@{PACKAGE_VERSION}"],
-            capture_output=True, text=True, timeout=600,
-        )
-        if completed.returncode != 0 or installed_package_version() != PACKAGE_VERSION:
-            pytest.fail(f"npm install {PACKAGE}@{PACKAGE_VERSION} failed:\n{completed.stdout}\n{completed.stderr}")
+    try:
+        npm_install(PACKAGE_PREFIX, PACKAGE, PACKAGE_VERSION)
+    except RuntimeError as error:
+        pytest.fail(str(error))
     return PACKAGE_PREFIX
 
 

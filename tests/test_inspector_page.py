@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +20,7 @@ import pytest
 
 from rivetgreen import UserError, actor, setup
 from rivetgreen.server.serve import make_server
+from tests.helpers import npm_install
 
 PLAYWRIGHT_VERSION = "1.65.1"
 CHROMIUM = "/usr/bin/chromium"
@@ -59,30 +59,16 @@ def write(c, text):
     c.state["text"] = text
 
 
-def installed_version() -> str | None:
-    package = NODE_DIR / "node_modules" / "playwright-core" / "package.json"
-    if not package.exists():
-        return None
-    return json.loads(package.read_text())["version"]
-
-
 @pytest.fixture(scope="session")
 def browser_driver() -> Path:
     """``.cache/node`` with playwright-core installed and the page script copied in."""
     if not os.path.exists(CHROMIUM):
         pytest.fail(f"Chromium is required for the inspector page test: {CHROMIUM} is missing "
-                    "(apt-get install chromium; .ci/run installs it)")
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are required for the inspector page test")
-    if installed_version() != PLAYWRIGHT_VERSION:
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        package = NODE_DIR / "package.json"
-        if not package.exists():
-            package.write_text('{"name": "rivetgreen-compat", "private": true, "type": "module"}\n')
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", f"playwright-core@{PLAYWRIGHT_VERSION}"],
-            cwd=NODE_DIR, check=True, timeout=600, stdout=subprocess.DEVNULL,
-        )
+                    "(sh tests/install-tools.sh installs it)")
+    try:
+        npm_install(NODE_DIR, "playwright-core", PLAYWRIGHT_VERSION)
+    except RuntimeError as error:
+        pytest.fail(str(error))
     shutil.copy(SCRIPT, NODE_DIR / SCRIPT.name)
     return NODE_DIR
 

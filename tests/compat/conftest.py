@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 from pathlib import Path
 
 import gevent.subprocess
@@ -14,6 +13,7 @@ import pytest
 from rivetgreen import setup
 from rivetgreen.server.serve import make_server
 from tests.compat.actors import ACTORS
+from tests.helpers import npm_install
 
 CLIENT_VERSION = "2.3.19"
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,27 +21,13 @@ NODE_DIR = ROOT / ".cache" / "node"
 SCENARIOS = Path(__file__).with_name("scenarios.mjs")
 
 
-def installed_version() -> str | None:
-    package = NODE_DIR / "node_modules" / "rivetkit" / "package.json"
-    if not package.exists():
-        return None
-    return json.loads(package.read_text())["version"]
-
-
 @pytest.fixture(scope="session")
 def node_client() -> Path:
     """The directory holding the official client (installed on first use, never committed)."""
-    if shutil.which("node") is None or shutil.which("npm") is None:
-        pytest.fail("node and npm are required for the compatibility tests")
-    if installed_version() != CLIENT_VERSION:
-        NODE_DIR.mkdir(parents=True, exist_ok=True)
-        manifest = NODE_DIR / "package.json"
-        if not manifest.exists():  # kept otherwise: npm would drop the other tools installed there
-            manifest.write_text('{"name": "rivetgreen-compat", "private": true, "type": "module"}\n')
-        subprocess.run(
-            ["npm", "install", "--no-audit", "--no-fund", f"rivetkit@{CLIENT_VERSION}"],
-            cwd=NODE_DIR, check=True, timeout=600, stdout=subprocess.DEVNULL,
-        )
+    try:
+        npm_install(NODE_DIR, "rivetkit", CLIENT_VERSION)
+    except RuntimeError as error:
+        pytest.fail(str(error))
     # ES modules resolve packages from the script's own folder, so the script runs from the install folder.
     shutil.copy(SCENARIOS, NODE_DIR / SCENARIOS.name)
     return NODE_DIR

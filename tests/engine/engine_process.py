@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -16,12 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tests.helpers import npm_install
+
 ENGINE_PACKAGE = "@rivetkit/engine-cli-linux-x64-musl"
 ENGINE_VERSION = "2.3.19"
 ROOT = Path(__file__).resolve().parents[2]
 INSTALL_DIR = ROOT / ".cache" / "engine"
-PACKAGE_DIR = INSTALL_DIR / "node_modules" / ENGINE_PACKAGE
-INSTALL_TIMEOUT = 600.0  # seconds: the package is a ~97 MB binary
 HEALTHY_TIMEOUT = 30.0  # seconds from start to a healthy /health (it takes well under 1 s here)
 STOP_TIMEOUT = 15.0  # seconds for SIGTERM to end it (about 1 s) before it is killed
 START_ATTEMPTS = 3  # another process may take one of the free ports picked before the engine binds it
@@ -36,25 +35,12 @@ class PortTaken(EngineError):
     """Another process took one of the engine's ports between our pick and its bind."""
 
 
-def installed_version() -> str | None:
-    manifest = PACKAGE_DIR / "package.json"
-    if not manifest.exists():
-        return None
-    return json.loads(manifest.read_text())["version"]
-
-
 def install_engine() -> Path:
     """The engine binary, installed from npm unless this version is already there."""
-    if installed_version() != ENGINE_VERSION:
-        if shutil.which("npm") is None:
-            raise EngineError("npm is required to install the Rivet Engine for the engine tests")
-        INSTALL_DIR.mkdir(parents=True, exist_ok=True)
-        subprocess.run(
-            ["npm", "install", "--prefix", str(INSTALL_DIR), "--no-audit", "--no-fund",
-             f"{ENGINE_PACKAGE}@{ENGINE_VERSION}"],
-            check=True, timeout=INSTALL_TIMEOUT, stdout=subprocess.DEVNULL,
-        )
-    return PACKAGE_DIR / "rivet-engine"
+    try:
+        return npm_install(INSTALL_DIR, ENGINE_PACKAGE, ENGINE_VERSION) / "rivet-engine"
+    except RuntimeError as error:
+        raise EngineError(str(error)) from None
 
 
 def free_ports(count: int) -> list[int]:
