@@ -38,10 +38,14 @@ class RecordingPlacement:
         return held
 
 
+# Fixtures that may install an npm package first (tests.helpers.npm_install, up to 600 s on a fresh machine).
+NPM_FIXTURES = {"node_client", "browser_driver", "envoy_protocol_package", "rivet_engine", "engine_binary"}
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """A test that uses the official client may install it first (npm, up to 600 s) inside its own timeout."""
+    """A test that may install an npm package first does so inside its own, longer timeout."""
     for item in items:
-        if "node_client" in getattr(item, "fixturenames", ()):
+        if NPM_FIXTURES & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.timeout(900))
 
 

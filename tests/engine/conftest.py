@@ -9,15 +9,6 @@ import pytest
 
 from tests.engine.engine_process import RunningEngine, install_engine, start_engine
 
-ENGINE_FIXTURES = {"rivet_engine", "engine_binary"}
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first test that needs the engine may install it first (npm, up to 600 s) inside its own timeout."""
-    for item in items:
-        if ENGINE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.timeout(900))
-
 
 @pytest.fixture(scope="session")
 def engine_binary() -> Path:
