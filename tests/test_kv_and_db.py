@@ -302,3 +302,36 @@ def test_failing_script_with_its_own_begin_does_not_break_the_actor(virtual_cloc
     # ... and the actor wakes again after sleeping.
     registry.sleep(actor_id)
     assert handle.count() == 3
+
+
+def test_a_commit_that_fails_leaves_no_transaction_behind(virtual_clock, make_registry):
+    """A deferred foreign key fails at COMMIT, and SQLite then keeps the transaction open: it must be rolled back,
+    or it would swallow every later write of the actor (its state saves included)."""
+    definition = actor("orders", state={"count": 0})
+
+    @definition.on_create
+    def create_tables(c, _input):
+        c.db.execute("PRAGMA foreign_keys = ON")
+        c.db.execute_script(
+            "CREATE TABLE customer (id INTEGER PRIMARY KEY);"
+            "CREATE TABLE purchase (id INTEGER PRIMARY KEY, customer INTEGER"
+            " REFERENCES customer (id) DEFERRABLE INITIALLY DEFERRED);"
+        )
+
+    @definition.action
+    def buy_for_nobody(c):
+        with c.db.transaction() as tx:
+            tx.execute("INSERT INTO purchase (customer) VALUES (42)")  # no customer 42: refused at COMMIT
+
+    @definition.action
+    def count_and_save(c):
+        c.state["count"] += 1
+        c.save_state(immediate=True)
+        return c.state["count"]
+
+    registry = make_registry(definition)
+    handle = registry.get_or_create("orders", ["a"])
+    assert error_of(handle.buy_for_nobody)[0] == "sqlite"
+    assert handle.count_and_save() == 1
+    actor_id = handle.resolve()
+    assert stored_state(registry, actor_id) == {"count": 1}  # on disk, not inside a transaction left open

@@ -133,15 +133,20 @@ class LocalSqliteBackend:
             try:
                 yield tx
             except BaseException:
-                if db.in_transaction:
-                    db.execute("ROLLBACK")
+                _roll_back(db)
                 raise
             finally:
                 tx.closed = True
             if tx.expired():
-                db.execute("ROLLBACK")
+                _roll_back(db)
                 raise sqlite_error("transaction_expired", "The transaction expired and was rolled back.")
-            db.execute("COMMIT")  # on a full disk SQLite rolls the transaction back itself
+            try:
+                db.execute("COMMIT")
+            except sqlite3.Error as error:
+                # A failed COMMIT (a deferred constraint, a full disk) may leave the transaction open; it would
+                # swallow every later write of this actor, so make sure it is gone.
+                _roll_back(db)
+                raise _as_rivet_error(error) from error
 
     def close(self) -> None:
         with self._locked():
@@ -200,7 +205,12 @@ class LocalSqliteBackend:
                 # A failed script that opened its own transaction (BEGIN; ...) must not leave it open: every
                 # later write of the actor would land in it and never commit.
                 db.execute("ROLLBACK")
-            raise (storage_fault(error) or sqlite_error("execution_failed", str(error))) from error
+            raise _as_rivet_error(error) from error
+
+
+def _as_rivet_error(error: sqlite3.Error) -> RivetError:
+    """SQLite's error as a public one: ``storage/*`` for a full or read-only disk, else ``sqlite/execution_failed``."""
+    return storage_fault(error) or sqlite_error("execution_failed", str(error))
 
 
 def _roll_back(db: sqlite3.Connection) -> None:
