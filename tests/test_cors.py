@@ -218,3 +218,18 @@ def test_the_python_client_works_under_a_url_prefix(registry):
                 assert conn.increment(1) == 3
     finally:
         server.stop(timeout=5)
+
+
+def test_the_engine_api_and_metrics_refuse_unlisted_origins_before_anything_runs(registry):
+    """A cross-site page can send a "simple" POST (text/plain) without a preflight: it is refused, not run."""
+    client = user_app(registry, cors_origins=[APP_ORIGIN]).test_client()
+    body = '{"name": "counter", "key": "from-evil", "runner_name_selector": "default", "crash_policy": "sleep"}'
+    for method, path in [("POST", "/actors"), ("PUT", "/actors"), ("GET", "/actors?name=counter"),
+                         ("DELETE", "/actors/anything"), ("GET", "/metrics")]:
+        response = client.open(path, method=method, data=body, content_type="text/plain",
+                               headers={"Origin": EVIL_ORIGIN})
+        assert response.status_code == 403, (method, path, response.data)
+        assert response.get_json()["code"] == "forbidden_origin"
+    assert registry.engine.directory.list("counter") == []
+    listed = client.open("/actors", method="POST", data=body, content_type="text/plain", headers={"Origin": APP_ORIGIN})
+    assert listed.status_code == 200, listed.data  # the listed origin may

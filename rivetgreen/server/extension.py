@@ -122,6 +122,9 @@ class RivetHost:
             actor_id = self.admit(target, headers, ws.offered_subprotocols)
         except RivetError as error:
             ws.close(1008 if error.code in ACCESS_REFUSALS else 1011, f"{error.group}.{error.code}")
+        except Exception:  # the 101 is out: an unexpected failure must still end the socket cleanly
+            log.exception("websocket to %s could not be admitted", path)
+            ws.close(1011, "core.internal_error")
         else:
             try:
                 self.router.handle_websocket(actor_id, target.path, target.actor_query_string, headers, ws)
@@ -185,7 +188,11 @@ def init_app(
         return None
 
     def client_token_refused() -> Response | None:
-        return refused(access.check, registry.token, access.presented_tokens(_headers(request.environ)))
+        """The origin gate (a cross-site page may not even send a "simple" request) and the client token."""
+        headers = _headers(request.environ)
+        return refused(host.cors.gate, headers) or refused(
+            access.check, registry.token, access.presented_tokens(headers)
+        )
 
     def engine_call(function: Any, *args: Any) -> Response:
         try:
@@ -199,7 +206,8 @@ def init_app(
 
     @blueprint.route("/metrics", methods=["GET"], endpoint="rivet_metrics")
     def metrics() -> Response:  # Prometheus text; bearer token when one is configured (rivetgreen.server.access)
-        refusal = refused(access.check_metrics_scrape, registry, _headers(request.environ))
+        headers = _headers(request.environ)
+        refusal = refused(host.cors.gate, headers) or refused(access.check_metrics_scrape, registry, headers)
         if refusal is not None:
             return refusal
         answer = host.engine.metrics.http_response(request.headers.get("Authorization"))
