@@ -7,6 +7,7 @@ storage. Unicode keys work through the live server, the Python client and (tests
 from __future__ import annotations
 
 import base64
+import importlib.metadata
 import json
 import math
 from typing import Any
@@ -424,18 +425,22 @@ def test_bad_conn_params_on_a_raw_websocket_close_it_with_invalid_request(port, 
 # URLs under rivetgreen's routes that match none of them -------------------------------------------------------------
 
 UNROUTED = [
-    ("GET", "/gateway//x", 404, "not_found"),  # werkzeug would redirect (308, HTML) to a merged-slash URL
-    ("POST", "/gateway/a%0Ab/action/x", 404, "not_found"),  # a newline in a path segment matches no rule
-    ("GET", "/gateway/", 404, "not_found"),
-    ("DELETE", "/actors/%2F", 404, "not_found"),
-    ("PATCH", "/actors/x", 405, "method_not_allowed"),
-    ("POST", "/metadata", 405, "method_not_allowed"),
+    ("POST", "/gateway/a%0Ab/action/x", 404, "api", "not_found"),  # a newline in a path segment matches no rule
+    ("GET", "/gateway/", 404, "api", "not_found"),
+    ("DELETE", "/actors/%2F", 404, "api", "not_found"),
+    ("PATCH", "/actors/x", 405, "api", "method_not_allowed"),
+    ("POST", "/metadata", 405, "api", "method_not_allowed"),
 ]
+if int(importlib.metadata.version("werkzeug").split(".")[0]) >= 3:
+    # werkzeug 2.3 answers an empty path segment with its own redirect to the merged URL (README: Bad input)
+    UNROUTED.append(("GET", "/gateway//x", 404, "api", "not_found"))
 
 
 @pytest.mark.parametrize("prefix", ["", "/rivet"])
-@pytest.mark.parametrize(("method", "path", "status", "code"), UNROUTED)
-def test_urls_under_rivetgreens_routes_that_match_none_are_json_errors(registry, prefix, method, path, status, code):
+@pytest.mark.parametrize(("method", "path", "status", "group", "code"), UNROUTED)
+def test_urls_under_rivetgreens_routes_that_match_none_are_json_errors(
+    registry, prefix, method, path, status, group, code
+):
     app = Flask("user")
 
     @app.errorhandler(404)
@@ -444,6 +449,6 @@ def test_urls_under_rivetgreens_routes_that_match_none_are_json_errors(registry,
 
     init_app(app, registry, url_prefix=prefix or None)
     response = app.test_client().open(prefix + path, method=method)
-    assert engine_error(response, status, "api", code)["metadata"] is None
+    assert engine_error(response, status, group, code)["metadata"] is None
     user_page = app.test_client().get(prefix + "/elsewhere")  # the app's other URLs keep the app's handler
     assert (user_page.status_code, user_page.data) == (404, b"the user's own 404 page")

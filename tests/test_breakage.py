@@ -215,5 +215,5 @@ def test_a_hanging_test_fails_alone_with_its_stack(tmp_path):
         capture_output=True, text=True, timeout=60, cwd=tmp_path,
     )
     assert "1 failed, 1 passed" in completed.stdout, completed.stdout[-3000:]
-    assert "Timeout (>2.0s) from pytest-timeout" in completed.stdout
+    assert "Timeout >2.0s" in completed.stdout.replace("(", "").replace(")", "")  # pytest-timeout's words vary
     assert "Event().wait()" in completed.stdout  # the line that hung

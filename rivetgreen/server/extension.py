@@ -234,7 +234,8 @@ def init_app(
             return refusal
         return engine_call(engine_api.destroy_actor, host.engine, actor_id)
 
-    # merge_slashes=False: werkzeug would answer "/gateway//x" with an HTML redirect; it is a malformed gateway path
+    # merge_slashes=False: werkzeug 3 would answer "/gateway//x" with an HTML redirect to a merged URL (werkzeug 2.3
+    # redirects whatever the rule says)
     @blueprint.route("/gateway/<path:path>", methods=HTTP_METHODS, endpoint="rivet_gateway", merge_slashes=False)
     def gateway(path: str) -> Response:
         return host.gateway_http(path)
