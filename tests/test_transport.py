@@ -526,6 +526,22 @@ def test_bad_requests_are_4xx_in_the_error_shape_and_end_the_connection(serve, p
     assert exchange(port, "POST", "/echo", b"still serving").body == b"still serving"
 
 
+SMUGGLING_LINES = {"line without a colon": b"Bad Line", "space before the colon": b"Content-Length : 5",
+                   "folded line": b" folded"}
+
+
+@pytest.mark.parametrize("bad_line", SMUGGLING_LINES.values(), ids=SMUGGLING_LINES.keys())
+def test_a_malformed_header_line_is_refused_not_skipped_with_the_headers_after_it(serve, probe, bad_line):
+    port = serve(probe.app)
+    connection = Connection(port)
+    connection.send(b"POST /count HTTP/1.1\r\nHost: x\r\n" + bad_line
+                    + b"\r\nContent-Length: 23\r\nConnection: close\r\n\r\nGET /count HTTP/1.1\r\n\r\n")
+    reply = connection.response()
+    assert (reply.status, reply.error()["group"], reply.error()["code"]) == (400, "host", "bad_request")
+    assert connection.closed_within(TIMEOUT) and connection.received == b""
+    assert probe.calls == 0  # neither the request nor its body, read as a second request, was run
+
+
 def test_a_client_still_sending_a_refused_body_can_read_the_answer(serve, probe):
     port = serve(probe.app)
     connection = Connection(port)

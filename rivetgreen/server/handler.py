@@ -123,7 +123,14 @@ class RivetHandler(WSGIHandler):
         framing a proxy could read differently."""
         limit = self.settings.max_header_size
         head = read_header_block(fp, limit - len(self.requestline), limit)
+        # A folded line (obs-fold) would join a header a proxy may read as its own.
+        if any(line[:1] in (b" ", b"\t") for line in head.splitlines()):
+            raise RequestRefused(bad_request("Folded header lines are not accepted."))
         headers = super().MessageClass(BytesIO(head), *args)
+        # After a malformed line http.client keeps the rest of the head as a "payload": the headers past it
+        # (Content-Length, Transfer-Encoding) would go unseen and the body be read as the next request.
+        if headers.defects or headers.get_payload():
+            raise RequestRefused(bad_request("The request headers are malformed."))
         self._check_framing(headers)
         return headers
 
