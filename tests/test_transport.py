@@ -466,6 +466,19 @@ def is_open(connection: Connection) -> bool:
         connection.sock.settimeout(TIMEOUT)
 
 
+def test_a_request_naming_an_upgrade_keeps_its_timeouts_and_frees_its_slot(serve, probe):
+    port = serve(probe.app, max_connections=4, body_timeout=SHORT)
+    # An upgrade request no WebSocket takes, with a body the application never reads.
+    connections = [Connection(port) for _ in range(4)]
+    for connection in connections:
+        connection.send(b"GET /count HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nContent-Length: 100\r\n\r\n")
+    for connection in connections:
+        assert connection.response().status == 200
+        assert connection.closed_within(SHORT + 1.0)  # not held open reading a body that never comes
+    wait_until(lambda: exchange(port, "GET", "/count").status == 200, seconds=2.0)
+    assert probe.calls == 5
+
+
 def test_past_the_limit_a_new_connection_gets_a_quick_503(serve, probe):
     port = serve(probe.app, max_connections=4, connection_reserve=1)
     held = [gevent.spawn(exchange, port, "GET", "/hold") for _ in range(4)]

@@ -142,11 +142,9 @@ class RivetHandler(WSGIHandler):
         self._requests_read += 1
         self.slots.busy(self.socket)
         self._upgrade = self._connection_upgrade_requested()
-        if self._upgrade:
-            # No timeout for a WebSocket: the socket (or a duplicate of it, which keeps its timeout) is its own now.
-            self.socket.settimeout(None)
-        else:
-            self.socket.settimeout(self.settings.body_timeout)  # per read of the body, and per response write
+        # Per read of the body, and per response write; an upgrade request keeps it too until a WebSocket really
+        # takes the socket (take_socket clears it), else any request naming an upgrade could hold a slot forever.
+        self.socket.settimeout(self.settings.body_timeout)
         return True
 
     def _check_framing(self, headers: Any) -> None:
@@ -197,6 +195,7 @@ class RivetHandler(WSGIHandler):
                                        self.settings.max_request_body_size, self.settings.body_timeout)
         if environ["wsgi.input"] is plain:  # (an upgrade request keeps gevent's raw stream)
             environ["wsgi.input"] = self.wsgi_input
+        self.wsgi_input.connection_ends = self._upgrade
         environ[TAKE_SOCKET] = self.take_socket
         return environ
 
