@@ -325,7 +325,8 @@ def turn_away(sock: Any) -> None:
     """Answer a connection over the limit with 503 ``host/overloaded`` and close it, without reading a request."""
     try:
         sock.sendall(raw_response(overloaded(), (("Retry-After", "1"),)))
-        linger(sock)
+        # No linger: under overload every turned-away connection would hold a descriptor for LINGER_SECONDS.
+        sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass
     finally:
