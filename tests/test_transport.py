@@ -417,6 +417,20 @@ def test_stopping_the_server_closes_idle_keep_alive_connections_at_once(probe):
     assert time.monotonic() - started < 2.0 and connection.closed_within(TIMEOUT)
 
 
+def test_stopping_the_server_closes_a_keep_alive_connection_when_its_request_in_flight_ends(probe):
+    server = make_server(probe.app, "127.0.0.1", 0, HostSettings(keepalive_timeout=60.0))
+    try:
+        connection = Connection(server.server_port)
+        connection.request("GET", "/hold")
+        wait_until(lambda: probe.holding == 1)
+        server.close()  # while the request is in flight
+        probe.release.set()
+        assert connection.response().body == b"held"
+        assert connection.closed_within(2.0)  # not after the 60 s keep-alive timeout
+    finally:
+        server.stop(timeout=2)
+
+
 def test_a_stalled_body_gets_408_and_a_slow_steady_one_is_served(serve, probe):
     port = serve(probe.app, body_timeout=SHORT)
     connection = Connection(port)

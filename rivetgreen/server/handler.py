@@ -107,6 +107,8 @@ class RivetHandler(WSGIHandler):
         sock = self.socket
         self.environ = None  # the previous request's, until this one's head is parsed
         if self._requests_read:
+            if self.server.closed:
+                return ""  # the server is stopping: no request after this one (close_waiting ran before it ended)
             # Keep-alive: wait for the next request's first byte; the end of the stream or the idle timeout
             # (an OSError, which gevent's caller takes as "close") ends the connection.
             self.slots.idle(sock)
@@ -316,7 +318,8 @@ class RivetServer(WSGIServer):
             self.connection_slots.release(sock)
 
     def close(self) -> None:
-        """Stop accepting, and end the connections that are only waiting for a request (idle keep-alive)."""
+        """Stop accepting, and end the connections that are only waiting for a request (idle keep-alive); one with a
+        request in progress ends when that request is answered (see read_requestline)."""
         super().close()
         self.connection_slots.close_waiting()
 
