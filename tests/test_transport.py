@@ -493,6 +493,16 @@ def test_a_request_naming_an_upgrade_keeps_its_timeouts_and_frees_its_slot(serve
     assert probe.calls == 5
 
 
+def test_a_stalled_body_on_a_request_naming_an_upgrade_gets_408(serve, probe):
+    port = serve(probe.app, body_timeout=SHORT)
+    connection = Connection(port)
+    connection.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nConnection: upgrade\r\nContent-Length: 100\r\n\r\n" + b"x" * 10)
+    started = time.monotonic()
+    reply = connection.response()
+    assert time.monotonic() - started < SHORT + 1.0
+    assert (reply.status, reply.error()["code"]) == (408, "body_timeout") and connection.closed_within(TIMEOUT)
+
+
 def test_past_the_limit_a_new_connection_gets_a_quick_503(serve, probe):
     port = serve(probe.app, max_connections=4, connection_reserve=1)
     held = [gevent.spawn(exchange, port, "GET", "/hold") for _ in range(4)]

@@ -195,8 +195,9 @@ class RivetHandler(WSGIHandler):
         plain = self.wsgi_input
         self.wsgi_input = BoundedInput(plain.rfile, plain.content_length, plain.socket, plain.chunked_input,
                                        self.settings.max_request_body_size, self.settings.body_timeout)
-        if environ["wsgi.input"] is plain:  # (an upgrade request keeps gevent's raw stream)
-            environ["wsgi.input"] = self.wsgi_input
+        # An upgrade request gets it too (gevent would give the raw stream, whose stalls are no 408 but a 500); a
+        # WebSocket reads through take_socket, not wsgi.input.
+        environ["wsgi.input"] = self.wsgi_input
         self.wsgi_input.connection_ends = self._upgrade
         environ[TAKE_SOCKET] = self.take_socket
         return environ
