@@ -20,7 +20,7 @@ _DISCARD_READ = 16 * 1024
 class BoundedInput(Input):
     """A request body of at most ``limit`` bytes (``Content-Length`` was already checked against it)."""
 
-    __slots__ = ("limit", "received", "timeout", "refusal")
+    __slots__ = ("limit", "received", "timeout", "refusal", "connection_ends")
 
     def __init__(self, rfile: Any, content_length: int | None, socket: Any, chunked_input: bool, limit: int,
                  timeout: float) -> None:
@@ -29,6 +29,7 @@ class BoundedInput(Input):
         self.timeout = timeout
         self.received = 0
         self.refusal: RequestRefused | None = None
+        self.connection_ends = False  # the connection closes after this request (an upgrade request)
 
     def read(self, length: int | None = None) -> bytes:
         return self._bounded(super().read, length)
@@ -72,6 +73,8 @@ class BoundedInput(Input):
         """Called by the handler after the application: drop a small unread rest of the body (see DISCARD_LIMIT)."""
         if self.socket is not None:
             return  # the client waits for "100 Continue" before it sends the body: it will never come
+        if self.connection_ends:
+            return  # no next request to reach: reading the rest would only hold the connection open
         if not self.chunked_input and (self.content_length or 0) - self.position > DISCARD_LIMIT:
             return
         budget = DISCARD_LIMIT

@@ -22,6 +22,7 @@ class ConnectionSlots:
         self.max_waiting = max_waiting
         self.open: set[Any] = set()
         self._waiting: dict[Any, None] = {}  # insertion order: the longest-waiting connection first
+        self.turned_away = 0  # connections refused (503) because every slot was held by a busy one
 
     @property
     def waiting(self) -> int:
@@ -32,6 +33,7 @@ class ConnectionSlots:
         while self._waiting and (len(self._waiting) >= self.max_waiting or len(self.open) >= self.max_connections):
             self._evict_longest_waiting()
         if len(self.open) >= self.max_connections:
+            self.turned_away += 1
             return False
         self.open.add(sock)
         self._waiting[sock] = None

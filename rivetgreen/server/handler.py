@@ -107,6 +107,8 @@ class RivetHandler(WSGIHandler):
         sock = self.socket
         self.environ = None  # the previous request's, until this one's head is parsed
         if self._requests_read:
+            if self.server.closed:
+                return ""  # the server is stopping: no request after this one (close_waiting ran before it ended)
             # Keep-alive: wait for the next request's first byte; the end of the stream or the idle timeout
             # (an OSError, which gevent's caller takes as "close") ends the connection.
             self.slots.idle(sock)
@@ -123,7 +125,14 @@ class RivetHandler(WSGIHandler):
         framing a proxy could read differently."""
         limit = self.settings.max_header_size
         head = read_header_block(fp, limit - len(self.requestline), limit)
+        # A folded line (obs-fold) would join a header a proxy may read as its own.
+        if any(line[:1] in (b" ", b"\t") for line in head.splitlines()):
+            raise RequestRefused(bad_request("Folded header lines are not accepted."))
         headers = super().MessageClass(BytesIO(head), *args)
+        # After a malformed line http.client keeps the rest of the head as a "payload": the headers past it
+        # (Content-Length, Transfer-Encoding) would go unseen and the body be read as the next request.
+        if headers.defects or headers.get_payload():
+            raise RequestRefused(bad_request("The request headers are malformed."))
         self._check_framing(headers)
         return headers
 
@@ -135,11 +144,9 @@ class RivetHandler(WSGIHandler):
         self._requests_read += 1
         self.slots.busy(self.socket)
         self._upgrade = self._connection_upgrade_requested()
-        if self._upgrade:
-            # No timeout for a WebSocket: the socket (or a duplicate of it, which keeps its timeout) is its own now.
-            self.socket.settimeout(None)
-        else:
-            self.socket.settimeout(self.settings.body_timeout)  # per read of the body, and per response write
+        # Per read of the body, and per response write; an upgrade request keeps it too until a WebSocket really
+        # takes the socket (take_socket clears it), else any request naming an upgrade could hold a slot forever.
+        self.socket.settimeout(self.settings.body_timeout)
         return True
 
     def _check_framing(self, headers: Any) -> None:
@@ -188,8 +195,10 @@ class RivetHandler(WSGIHandler):
         plain = self.wsgi_input
         self.wsgi_input = BoundedInput(plain.rfile, plain.content_length, plain.socket, plain.chunked_input,
                                        self.settings.max_request_body_size, self.settings.body_timeout)
-        if environ["wsgi.input"] is plain:  # (an upgrade request keeps gevent's raw stream)
-            environ["wsgi.input"] = self.wsgi_input
+        # An upgrade request gets it too (gevent would give the raw stream, whose stalls are no 408 but a 500); a
+        # WebSocket reads through take_socket, not wsgi.input.
+        environ["wsgi.input"] = self.wsgi_input
+        self.wsgi_input.connection_ends = self._upgrade
         environ[TAKE_SOCKET] = self.take_socket
         return environ
 
@@ -310,7 +319,8 @@ class RivetServer(WSGIServer):
             self.connection_slots.release(sock)
 
     def close(self) -> None:
-        """Stop accepting, and end the connections that are only waiting for a request (idle keep-alive)."""
+        """Stop accepting, and end the connections that are only waiting for a request (idle keep-alive); one with a
+        request in progress ends when that request is answered (see read_requestline)."""
         super().close()
         self.connection_slots.close_waiting()
 
@@ -319,7 +329,8 @@ def turn_away(sock: Any) -> None:
     """Answer a connection over the limit with 503 ``host/overloaded`` and close it, without reading a request."""
     try:
         sock.sendall(raw_response(overloaded(), (("Retry-After", "1"),)))
-        linger(sock)
+        # No linger: under overload every turned-away connection would hold a descriptor for LINGER_SECONDS.
+        sock.shutdown(socket.SHUT_WR)
     except OSError:
         pass
     finally:
