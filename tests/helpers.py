@@ -32,10 +32,14 @@ def npm_install(prefix: Path, package: str, version: str) -> Path:
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise RuntimeError(f"node and npm are required to install {package}@{version} (sh tests/install-tools.sh)")
     prefix.mkdir(parents=True, exist_ok=True)
-    completed = subprocess.run(
-        ["npm", "install", "--no-audit", "--no-fund", "--prefix", str(prefix), f"{package}@{version}"],
-        capture_output=True, text=True, timeout=600,
-    )
+    # --prefer-offline: what npm's cache holds is used without asking the registry again (a slow or flaky registry
+    # then costs nothing on a machine that installed these before); a fresh machine still fetches everything.
+    command = ["npm", "install", "--prefer-offline", "--no-audit", "--no-fund", "--prefix", str(prefix),
+               f"{package}@{version}"]
+    try:
+        completed = subprocess.run(command, capture_output=True, text=True, timeout=600)
+    except subprocess.TimeoutExpired as timeout:
+        raise RuntimeError(f"npm install {package}@{version} did not finish in 600 s: {timeout.stderr!r}") from None
     if completed.returncode != 0 or installed_npm_version(folder) != version:
         raise RuntimeError(f"npm install {package}@{version} failed:\n{completed.stdout}\n{completed.stderr}")
     return folder
